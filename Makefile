@@ -1,0 +1,42 @@
+# fashion-softmax: `make help` lists the targets. Each installs into .venv on first use.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+TRAIN_ARGS ?=
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[train,serve,dev]'
+	touch $@
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+.PHONY: install
+install: $(STAMP) ## create .venv and install the project with its train, serve and dev extras
+
+.PHONY: train-export
+train-export: $(STAMP) ## train (book's settings; TRAIN_ARGS="--recipe best" etc.), export and verify artifacts/
+	$(BIN)/python -m training $(TRAIN_ARGS)
+
+.PHONY: test
+test: $(STAMP) ## run the tests (what .ci/run calls)
+	$(BIN)/pytest
+
+.PHONY: bench
+bench: bench-train ## run every benchmark
+
+.PHONY: bench-train
+bench-train: $(STAMP) ## our loop vs the book's DataLoader loop, 10 epochs, side by side
+	$(BIN)/python -m bench.bench_train
+
+.PHONY: lint
+lint: $(STAMP) ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .

@@ -1,0 +1,50 @@
+"""Test helpers shared by both halves: IDX files and tiny Fashion-MNIST-like data."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def skip_or_fail(reason: str):
+    """Optional things may skip on a user's machine; under CI=true they must run or fail."""
+    if IN_CI:
+        pytest.fail(f"required under CI: {reason}")
+    pytest.skip(reason)
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The IDX format torchvision reads: magic (0, 0, dtype 0x08 ubyte, ndim), big-endian dims, data."""
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def synthetic_images(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Separable fake garments: class k lights up a band of rows; (count, 28, 28) uint8, (count,) labels."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, size=count)
+    images = rng.integers(0, 40, size=(count, 28, 28))
+    for image, label in zip(images, labels, strict=True):
+        image[2 + 2 * label : 5 + 2 * label, 4:24] += 200
+    return images.clip(0, 255).astype(np.uint8), labels.astype(np.uint8)
+
+
+def write_idx_set(folder: Path, train_count: int = 600, test_count: int = 200, gz: bool = False) -> None:
+    """The four Fashion-MNIST files in `folder`, gzipped (Debian layout) or not (torchvision raw/)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, count, seed in (("train", train_count, 0), ("t10k", test_count, 1)):
+        images, labels = synthetic_images(count, seed)
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+            data = idx_bytes(array)
+            name = f"{prefix}-{kind}-ubyte"
+            if gz:
+                (folder / f"{name}.gz").write_bytes(gzip.compress(data))
+            else:
+                (folder / name).write_bytes(data)

@@ -1,0 +1,123 @@
+"""Export: one verified ONNX file with its metadata, the manifest, and all-or-nothing publishing."""
+
+import hashlib
+import json
+import os
+from importlib import metadata
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+from PIL import Image
+
+from training import export as export_module
+from training.data import LABELS
+from training.export import ARTIFACT_FILES, ExportError, OnnxGraph
+
+
+def test_export_writes_a_verified_self_contained_model(tmp_path, export_to, trained, small_splits):
+    manifest = export_to(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(ARTIFACT_FILES)  # no .data file, no staging left
+
+    model = onnx.load(str(tmp_path / "model.onnx"))
+    onnx.checker.check_model(model, full_check=True)
+    props = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(props["labels"]) == list(LABELS)
+    assert json.loads(props["input_range"]) == [0.0, 255.0]
+    assert props["model_version"] == manifest["version"]
+
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    (only_input,) = session.get_inputs()
+    assert only_input.name == "image" and only_input.type == "tensor(float)"
+    assert only_input.shape[1:] == [1, 28, 28] and isinstance(only_input.shape[0], str)  # dynamic batch
+    assert [o.name for o in session.get_outputs()] == ["probabilities"]
+
+    _, result = trained
+    for batch in (1, 7):
+        pixels = small_splits[1].images[:batch].float().unsqueeze(1)  # (batch, 1, 28, 28), 0-255
+        (probabilities,) = session.run(None, {"image": pixels.numpy()})
+        assert probabilities.shape == (batch, 10)
+        np.testing.assert_allclose(probabilities.sum(1), 1.0, atol=1e-6)
+        with torch.no_grad():
+            reference = result.net(pixels / 255.0).numpy()  # scaling happens inside the graph
+        np.testing.assert_allclose(probabilities, reference, atol=1e-6)
+
+
+def test_manifest_describes_the_model(tmp_path, export_to, trained):
+    manifest = export_to(tmp_path)
+    on_disk = json.loads((tmp_path / "model.json").read_text())
+    assert on_disk == manifest
+    assert manifest["sha256"] == hashlib.sha256((tmp_path / "model.onnx").read_bytes()).hexdigest()
+    assert manifest["labels"] == list(LABELS)
+    assert manifest["input"]["shape"] == ["N", 1, 28, 28] and manifest["input"]["range"] == [0.0, 255.0]
+    assert 0.9 < manifest["metrics"]["test_accuracy"] <= 1.0  # separable synthetic classes
+    assert set(manifest["metrics"]["per_class_test_accuracy"]) == set(LABELS)
+    config, result = trained
+    assert manifest["training"]["seconds"] == round(result.seconds, 3)
+    assert manifest["training"]["epochs"] == config.epochs and manifest["training"]["lr"] == config.lr
+    assert manifest["training"]["device"] == "cpu" and len(manifest["training"]["history"]) == config.epochs
+    assert manifest["versions"]["torch"] == metadata.version("torch")
+
+
+def test_weights_load_without_unpickling_and_pictures_are_pngs(tmp_path, export_to, trained):
+    export_to(tmp_path)
+    _, result = trained
+    with np.load(tmp_path / "weights.npz", allow_pickle=False) as weights:
+        np.testing.assert_array_equal(weights["W"], result.net.W.detach().numpy())
+        np.testing.assert_array_equal(weights["b"], result.net.b.detach().numpy())
+    for name in ("curves.png", "predictions.png", "confusion.png"):
+        with Image.open(tmp_path / name) as picture:
+            assert picture.format == "PNG" and picture.width > 300 and picture.height > 150
+
+
+def fail(*_args, **_kwargs):
+    raise RuntimeError("injected failure")
+
+
+def fail_on_manifest_publish(real_replace):
+    def replace(src, dst):
+        if str(dst).endswith("model.json"):
+            raise OSError("injected failure while publishing the manifest")
+        return real_replace(src, dst)
+
+    return replace
+
+
+@pytest.mark.parametrize(
+    "target, make_failure",
+    [
+        ("_to_onnx", lambda: fail),
+        ("_verify", lambda: fail),
+        ("plots.plot_confusion", lambda: fail),
+        ("_manifest", lambda: fail),
+        ("os.replace", lambda: fail_on_manifest_publish(os.replace)),
+    ],
+    ids=["onnx-export", "verification", "pictures", "manifest", "publishing"],
+)
+def test_a_failure_during_export_leaves_the_previous_artifacts(tmp_path, export_to, monkeypatch, target, make_failure):
+    export_to(tmp_path)
+    before = {name: (tmp_path / name).read_bytes() for name in ARTIFACT_FILES}
+    owner, _, attribute = target.rpartition(".")
+    namespace = {"": export_module, "plots": export_module.plots, "os": export_module.os}[owner]
+    monkeypatch.setattr(namespace, attribute, make_failure())
+    with pytest.raises((RuntimeError, OSError)):
+        export_to(tmp_path)
+    monkeypatch.undo()
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert after == before  # same files, same bytes, no staging folder left
+    manifest = json.loads(after["model.json"])
+    assert manifest["sha256"] == hashlib.sha256(after["model.onnx"]).hexdigest()
+    onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+
+
+def test_verification_refuses_a_graph_that_differs_from_torch(tmp_path, trained, small_splits):
+    _, result = trained
+    graph = OnnxGraph(result.net).eval()
+    good = tmp_path / "model.onnx"
+    onnx.save_model(export_module._to_onnx(graph, LABELS, "test"), good)
+    with torch.no_grad():
+        graph.b[0] += 1e-3  # torch now computes something else than the file
+    with pytest.raises(ExportError, match="differs from torch"):
+        export_module._verify(good, graph, small_splits[1])

@@ -1,0 +1,225 @@
+"""Export a trained model to artifacts/: a verified model.onnx, weights, pictures, model.json.
+
+Everything is written into a staging folder beside the artifacts, checked, then
+renamed into place with the manifest last; on any failure the previous artifacts stay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime
+import torch
+
+from training import plots
+from training.data import Split
+from training.model import SoftmaxRegression, softmax
+
+MODEL_NAME = "fashion-softmax"
+INPUT_NAME = "image"  # float32 (N, 1, 28, 28), pixel values 0-255
+OUTPUT_NAME = "probabilities"  # float32 (N, 10), rows sum to 1
+INPUT_RANGE = (0.0, 255.0)
+INPUT_CONVENTION = "28x28 grayscale, light garment on a black background (Fashion-MNIST)"
+PARITY_TOLERANCE = 1e-5  # max |onnxruntime - torch| over the test set
+# Published in this order; the manifest, which names the model's sha256, comes last.
+ARTIFACT_FILES = ("weights.npz", "curves.png", "predictions.png", "confusion.png", "model.onnx", "model.json")
+
+
+class ExportError(Exception):
+    """The exported model failed a check; nothing was published."""
+
+
+@dataclass
+class TrainingSummary:
+    """What the manifest records about the run that made the model."""
+
+    config: dict  # TrainConfig as a dict: recipe and hyperparameters
+    device: str
+    seconds: float
+    history: list  # EpochMetrics per epoch
+
+
+class OnnxGraph(torch.nn.Module):
+    """What model.onnx computes: raw pixels (N, 1, 28, 28) -> probabilities (N, 10).
+
+    Flattening and 0-255 scaling live here, inside the graph, so the server holds no copy.
+    """
+
+    def __init__(self, net: SoftmaxRegression):
+        super().__init__()
+        self.register_buffer("W", net.W.detach().cpu().contiguous())  # (784, 10)
+        self.register_buffer("b", net.b.detach().cpu().clone())  # (10,)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        X = image.reshape(image.shape[0], -1) * (1.0 / INPUT_RANGE[1])  # (N, 784) in [0, 1]
+        return softmax(X @ self.W + self.b)  # (N, 10)
+
+
+def export(
+    net: SoftmaxRegression,
+    summary: TrainingSummary,
+    train_split: Split,
+    test_split: Split,
+    labels: tuple[str, ...],
+    out_dir: Path | str,
+) -> dict:
+    """Write, verify and publish every artifact; returns the manifest."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    created = datetime.now(UTC)
+    version = f"{summary.config['recipe']}-{created:%Y%m%dT%H%M%SZ}"
+    graph = OnnxGraph(net).eval()
+    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".staging-"))
+    try:
+        model_path = staging / "model.onnx"
+        onnx.save_model(_to_onnx(graph, labels, version), model_path)
+        onnx.checker.check_model(str(model_path), full_check=True)
+        test_predictions = _verify(model_path, graph, test_split)
+
+        np.savez(staging / "weights.npz", W=graph.W.numpy(), b=graph.b.numpy())
+        confusion = _confusion(test_split.labels.numpy(), test_predictions, len(labels))
+        _draw(summary, test_split, test_predictions, confusion, labels, staging)
+        manifest = _manifest(model_path, version, created, labels, summary, confusion, _accuracy(graph, train_split))
+        (staging / "model.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        _publish(staging, out_dir)
+        return manifest
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _to_onnx(graph: OnnxGraph, labels: tuple[str, ...], version: str) -> onnx.ModelProto:
+    example = torch.zeros(2, 1, 28, 28)
+    program = torch.onnx.export(
+        graph,
+        (example,),
+        dynamo=True,
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_shapes=({0: torch.export.Dim("N")},),  # any batch size
+        verbose=False,
+    )
+    proto = program.model_proto  # weights inline: one self-contained file
+    onnx.helper.set_model_props(
+        proto,
+        {
+            "model_name": MODEL_NAME,
+            "model_version": version,
+            "labels": json.dumps(list(labels)),
+            "input_range": json.dumps(list(INPUT_RANGE)),
+            "input_convention": INPUT_CONVENTION,
+        },
+    )
+    proto.doc_string = "Softmax regression (D2L 3.6) on Fashion-MNIST: pixels 0-255 -> class probabilities"
+    return proto
+
+
+def _verify(model_path: Path, graph: OnnxGraph, split: Split) -> np.ndarray:
+    """onnxruntime must match torch on every test image; returns the predicted class ids."""
+    images = split.images.float().unsqueeze(1)  # (N, 1, 28, 28), 0-255
+    session = onnxruntime.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+    (ours,) = session.run([OUTPUT_NAME], {INPUT_NAME: images.numpy()})
+    with torch.no_grad():
+        reference = graph(images).numpy()
+    difference = float(np.abs(ours - reference).max())
+    if difference > PARITY_TOLERANCE:
+        raise ExportError(f"onnxruntime differs from torch by {difference:.2e} (> {PARITY_TOLERANCE})")
+    predictions = ours.argmax(axis=1)
+    mismatched = int((predictions != reference.argmax(axis=1)).sum())
+    if mismatched:
+        raise ExportError(f"onnxruntime and torch disagree on the class of {mismatched} test images")
+    return predictions
+
+
+def _accuracy(graph: OnnxGraph, split: Split) -> float:
+    with torch.no_grad():
+        predictions = graph(split.images.float().unsqueeze(1)).argmax(dim=1)
+    return float((predictions == split.labels).float().mean())
+
+
+def _confusion(truth: np.ndarray, predictions: np.ndarray, classes: int) -> np.ndarray:
+    """(classes, classes) counts: rows true class, columns predicted."""
+    return np.bincount(truth * classes + predictions, minlength=classes * classes).reshape(classes, classes)
+
+
+def _draw(summary, split: Split, predictions, confusion, labels, folder: Path) -> None:
+    plots.plot_curves(summary.history, folder / "curves.png")
+    shown = 18  # two rows of the seed's predict_ch3 grid
+    plots.plot_predictions(
+        split.images[:shown].numpy(),
+        [labels[i] for i in split.labels[:shown].tolist()],
+        [labels[i] for i in predictions[:shown].tolist()],
+        folder / "predictions.png",
+    )
+    plots.plot_confusion(confusion, labels, folder / "confusion.png")
+
+
+def _manifest(model_path, version, created, labels, summary, confusion, train_accuracy) -> dict:
+    per_class = confusion.diagonal() / confusion.sum(axis=1)
+    return {
+        "name": MODEL_NAME,
+        "version": version,
+        "created_at": created.isoformat(timespec="seconds"),
+        "model_file": "model.onnx",
+        "sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
+        "labels": list(labels),
+        "input": {
+            "name": INPUT_NAME,
+            "dtype": "float32",
+            "shape": ["N", 1, 28, 28],
+            "range": list(INPUT_RANGE),
+            "convention": INPUT_CONVENTION,
+        },
+        "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["N", len(labels)]},
+        "metrics": {
+            "test_accuracy": float(confusion.trace() / confusion.sum()),
+            "train_accuracy": train_accuracy,
+            "per_class_test_accuracy": dict(zip(labels, map(float, per_class), strict=True)),
+        },
+        "training": {
+            **summary.config,
+            "device": summary.device,
+            "seconds": round(summary.seconds, 3),
+            "history": [asdict(m) for m in summary.history],
+        },
+        "versions": _versions(),
+        "files": list(ARTIFACT_FILES),
+    }
+
+
+def _versions() -> dict:
+    found = {"python": platform.python_version()}
+    for package in ("torch", "torchvision", "onnx", "onnxscript", "onnxruntime", "numpy"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def _publish(staging: Path, out_dir: Path) -> None:
+    """Rename staged files into place, manifest last; on failure put the previous ones back."""
+    replaced: list[tuple[Path, Path]] = []  # (target, backup of what it replaced)
+    try:
+        for name in ARTIFACT_FILES:
+            target = out_dir / name
+            backup = staging / f"{name}.previous"
+            if target.exists():
+                shutil.copy2(target, backup)  # the old file, so it can come back
+            os.replace(staging / name, target)
+            if backup.exists():
+                replaced.append((target, backup))
+    except BaseException:
+        for target, backup in reversed(replaced):
+            os.replace(backup, target)
+        raise
