@@ -57,21 +57,20 @@ def sgd(params, lr, batch_size):
             param.grad.zero_()
 
 
-def load_data_fashion_mnist(root, batch_size, num_workers):
+def load_datasets(root):
+    """The book's datasets: ToTensor turns each PIL image into a (1, 28, 28) float tensor on access."""
     trans = transforms.ToTensor()
     mnist_train = datasets.FashionMNIST(root=root, train=True, transform=trans, download=False)
     mnist_test = datasets.FashionMNIST(root=root, train=False, transform=trans, download=False)
-    return (
-        data.DataLoader(mnist_train, batch_size, shuffle=True, num_workers=num_workers),
-        data.DataLoader(mnist_test, batch_size, shuffle=False, num_workers=num_workers),
-    )
+    return mnist_train, mnist_test
 
 
-def train_book(root, num_epochs=10, lr=0.1, batch_size=256, num_workers=4, seed=0):
-    """Train as the book does; returns (seconds, test accuracy). Data must already be in `root`."""
+def train_book(mnist_train, mnist_test, num_epochs=10, lr=0.1, batch_size=256, num_workers=4, seed=0):
+    """Train as the book does (train_ch3); returns (seconds, test accuracy), DataLoaders included."""
     torch.manual_seed(seed)
     start = time.perf_counter()
-    train_iter, test_iter = load_data_fashion_mnist(root, batch_size, num_workers)
+    train_iter = data.DataLoader(mnist_train, batch_size, shuffle=True, num_workers=num_workers)
+    test_iter = data.DataLoader(mnist_test, batch_size, shuffle=False, num_workers=num_workers)
     num_inputs, num_outputs = 784, 10
     W = torch.normal(0, 0.01, size=(num_inputs, num_outputs), requires_grad=True)
     b = torch.zeros(num_outputs, requires_grad=True)

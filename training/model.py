@@ -140,15 +140,14 @@ def backward(net: SoftmaxRegression, X: torch.Tensor, y: torch.Tensor) -> tuple[
     """
     with torch.no_grad():
         X = X.reshape((-1, net.W.shape[0]))  # (N, 784)
-        rows = torch.arange(len(X), device=X.device)
+        true_class = y[:, None]  # (N, 1), for gather/scatter along the class axis
         logits = torch.addmm(net.b, X, net.W)  # (10,) + (N, 784) @ (784, 10) -> (N, 10)
         shifted = logits - logits.amax(dim=1, keepdim=True)  # row max 0: exp cannot overflow
         X_exp = torch.exp(shifted)
-        partition = X_exp.sum(1)  # (N,), each >= 1
-        loss_sum = (torch.log(partition) - shifted[rows, y]).sum()  # log-sum-exp form of -log p_y
+        partition = X_exp.sum(1, keepdim=True)  # (N, 1), each >= 1
+        loss_sum = (torch.log(partition) - shifted.gather(1, true_class)).sum()  # log-sum-exp of -log p_y
         correct = (shifted.argmax(dim=1) == y).sum()
-        dlogits = X_exp / partition[:, None]  # P (N, 10)
-        dlogits[rows, y] -= 1.0  # P - Y
+        dlogits = (X_exp / partition).scatter_(1, true_class, -1.0, reduce="add")  # P - Y, (N, 10)
         net.W.grad = (dlogits.T @ X).T  # (10, N) @ (N, 784) -> (10, 784), seen as (784, 10)
         net.b.grad = dlogits.sum(0)  # (10,)
     return loss_sum, correct
