@@ -1,0 +1,54 @@
+"""Serving half of fashion-softmax: a Flask app around the exported ONNX model.
+
+gunicorn -c serving/gunicorn.conf.py 'serving:create_app()'    (make serve)
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from serving.api import bp
+from serving.errors import register_error_handlers
+from serving.metrics import Metrics
+from serving.model import ModelLoadError, Predictor
+from serving.preprocess import Limits
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = {
+    "MODEL_DIR": "artifacts",  # where model.onnx and model.json are
+    "MODEL_REQUIRED": True,  # False: start without a model, /ready answers 503 (debugging only)
+    "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,  # request body limit, bytes (413 above)
+    "MAX_BATCH": 256,  # images per request (413 above)
+    "MAX_IMAGE_PIXELS": 40_000_000,  # width x height of one image, checked before decoding (413 above)
+    "ORT_THREADS": 1,  # onnxruntime threads per worker process
+}
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Defaults, then FASHION_SOFTMAX_* environment variables, then `config`; loads the model once."""
+    app = Flask(__name__)
+    app.json.sort_keys = False  # probabilities in class-id order, not alphabetical
+    app.json.compact = True
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("FASHION_SOFTMAX")
+    app.config.update(config or {})
+
+    try:
+        app.extensions["predictor"] = Predictor.load(app.config["MODEL_DIR"], threads=app.config["ORT_THREADS"])
+    except ModelLoadError as error:
+        if app.config["MODEL_REQUIRED"]:
+            raise
+        log.warning("starting without a model: %s", error)
+        app.extensions["model_error"] = str(error)
+    app.extensions["limits"] = Limits(max_pixels=app.config["MAX_IMAGE_PIXELS"])
+    app.extensions["metrics"] = metrics = Metrics()
+    metrics.install(app)
+    register_error_handlers(app)
+    app.register_blueprint(bp)
+    return app
+
+
+__all__ = ["ModelLoadError", "create_app"]

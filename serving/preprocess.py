@@ -1,0 +1,134 @@
+"""Image bytes or pixel arrays -> the model's input: (28, 28) float32, 0-255, light garment on black.
+
+Decoding, EXIF orientation, grayscale, transparency, fitting into a square and
+inverting a light background happen here and nowhere else; scaling is in the graph.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+SIDE = 28  # Fashion-MNIST images are 28x28
+WHITE = 255
+
+
+class InputError(ValueError):
+    """The input cannot become an image; `code` and `status` say why (the API maps them to 4xx)."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_pixels: int = 40_000_000  # width x height of one decoded image (decompression bombs)
+
+
+def decode_image(data: bytes, limits: Limits) -> Image.Image:
+    """Any format Pillow reads -> an upright image, pixels not yet converted. Refuses bombs before decoding."""
+    if not data:
+        raise InputError(400, "empty_image", "the image is empty (0 bytes)")
+    try:
+        image = Image.open(io.BytesIO(data))  # reads the header only
+        width, height = image.size
+        if width * height > limits.max_pixels:
+            raise InputError(
+                413,
+                "image_too_large",
+                f"the image is {width}x{height} = {width * height} pixels; the limit is {limits.max_pixels}",
+            )
+        image.draft("L", (SIDE * 2, SIDE * 2))  # JPEG: decode at reduced scale, far less work
+        image.load()  # decode now: truncated or corrupt data fails here
+        if "exif" in image.info or image.format == "TIFF":  # only these can carry an orientation
+            ImageOps.exif_transpose(image, in_place=True)  # EXIF orientation -> upright pixels
+        return image
+    except Image.DecompressionBombError as error:  # Pillow's own, far larger, limit
+        raise InputError(413, "image_too_large", f"the image has too many pixels ({error})") from error
+    except UnidentifiedImageError as error:
+        raise InputError(400, "bad_image", "the data is not an image format this service can decode") from error
+    except (OSError, ValueError, SyntaxError, EOFError) as error:  # Pillow's errors for broken files
+        raise InputError(400, "bad_image", f"the image could not be decoded: {error}") from error
+
+
+def to_grayscale(image: Image.Image) -> np.ndarray:
+    """Any mode -> (H, W) float32 in 0-255; transparent areas become white paper."""
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("LA", "La", "PA", "RGBA", "RGBa"):
+        rgba = image.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (WHITE, WHITE, WHITE, 255))
+        return np.asarray(Image.alpha_composite(paper, rgba).convert("L"), dtype=np.float32)
+    if image.mode.startswith("I") or image.mode == "F":  # 16/32-bit integer or float samples
+        samples = np.asarray(image, dtype=np.float32)
+        if image.mode.startswith("I;16") or samples.max(initial=0) > 255:
+            samples = samples * (255.0 / 65535.0)  # 16-bit range to 8-bit range
+        return np.clip(samples, 0, 255)
+    if image.mode != "L":
+        image = image.convert("RGB").convert("L")  # CMYK, YCbCr, P, 1 ... through RGB, ITU-R 601 luma
+    return np.asarray(image, dtype=np.float32)
+
+
+def border_level(pixels: np.ndarray) -> float:
+    """Median of the outermost pixels: the background's brightness."""
+    frame = np.concatenate([pixels[0], pixels[-1], pixels[1:-1, 0], pixels[1:-1, -1]])
+    frame.sort()  # a sort of ~100 values beats np.median's generic path several times over
+    return float(frame[len(frame) // 2])
+
+
+def fit_square(pixels: np.ndarray, background: float) -> np.ndarray:
+    """(H, W) -> (28, 28): longest side scaled to 28, the rest padded with the background."""
+    height, width = pixels.shape
+    if (height, width) == (SIDE, SIDE):
+        return pixels
+    scale = SIDE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    image = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.float32))  # mode "F": no 8-bit rounding
+    resized = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    square = np.full((SIDE, SIDE), background, dtype=np.float32)
+    left, top = (SIDE - size[0]) // 2, (SIDE - size[1]) // 2
+    square[top : top + size[1], left : left + size[0]] = np.asarray(resized)
+    return np.clip(square, 0, 255)
+
+
+def to_model_input(pixels: np.ndarray, invert: bool | None) -> np.ndarray:
+    """(H, W) grayscale 0-255 -> (28, 28) float32 in Fashion-MNIST's convention.
+
+    invert=None decides from the border: a light background (a product photo, dark
+    garment on white) is inverted so the garment is light on black, as in training.
+    """
+    background = border_level(pixels)
+    if invert is None:
+        invert = background > 127.5
+    square = fit_square(pixels, background)
+    return WHITE - square if invert else square
+
+
+def image_to_input(data: bytes, invert: bool | None, limits: Limits) -> np.ndarray:
+    """Encoded image bytes -> (28, 28) float32 model input."""
+    return to_model_input(to_grayscale(decode_image(data, limits)), invert)
+
+
+def array_to_input(values, invert: bool | None) -> np.ndarray:
+    """A 28x28 (or flat 784) list of pixel values 0-255 -> (28, 28) float32 model input."""
+    try:
+        pixels = np.asarray(values, dtype=np.float64)
+    except (ValueError, TypeError) as error:
+        if "inhomogeneous" in str(error) or "sequence" in str(error):
+            raise InputError(422, "wrong_shape", f"pixel rows must all have {SIDE} values: {error}") from error
+        raise InputError(400, "bad_pixels", "pixel values must be numbers from 0 to 255") from error
+    if pixels.shape == (SIDE * SIDE,):
+        pixels = pixels.reshape(SIDE, SIDE)
+    if pixels.shape != (SIDE, SIDE):
+        raise InputError(
+            422, "wrong_shape", f"a pixel array must be {SIDE}x{SIDE} or flat {SIDE * SIDE}; got shape {pixels.shape}"
+        )
+    if not np.isfinite(pixels).all():
+        raise InputError(400, "bad_pixels", "pixel values must be finite numbers (no NaN or Infinity)")
+    if pixels.min() < 0 or pixels.max() > 255:
+        raise InputError(400, "bad_pixels", f"pixel values must be in 0-255; got {pixels.min():g} to {pixels.max():g}")
+    return to_model_input(pixels.astype(np.float32), invert)
