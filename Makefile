@@ -29,12 +29,21 @@ train-export: $(STAMP) ## train (book's settings; TRAIN_ARGS="--recipe best" etc
 test: $(STAMP) ## run the tests (what .ci/run calls)
 	$(BIN)/pytest
 
+.PHONY: serve
+serve: $(STAMP) ## serve artifacts/ with gunicorn on 127.0.0.1:8000 (FASHION_SOFTMAX_HOST/_PORT/_WORKERS/_MODEL_DIR)
+	$(BIN)/gunicorn -c serving/gunicorn.conf.py
+
 .PHONY: bench
-bench: bench-train ## run every benchmark
+bench: bench-train bench-serve ## run every benchmark (reports in bench/results/)
 
 .PHONY: bench-train
 bench-train: $(STAMP) ## our loop vs the book's DataLoader loop, 10 epochs, side by side
 	$(BIN)/python -m bench.bench_train
+
+.PHONY: bench-serve
+bench-serve: $(STAMP) ## load test (wrk) of the service and of the naive Flask+torch baseline, side by side
+	@test -f artifacts/model.json || $(MAKE) train-export
+	$(BIN)/python -m bench.bench_serve
 
 .PHONY: lint
 lint: $(STAMP) ## ruff check and format check

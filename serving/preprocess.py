@@ -47,6 +47,8 @@ def decode_image(data: bytes, limits: Limits) -> Image.Image:
         if "exif" in image.info or image.format == "TIFF":  # only these can carry an orientation
             ImageOps.exif_transpose(image, in_place=True)  # EXIF orientation -> upright pixels
         return image
+    except InputError:
+        raise
     except Image.DecompressionBombError as error:  # Pillow's own, far larger, limit
         raise InputError(413, "image_too_large", f"the image has too many pixels ({error})") from error
     except UnidentifiedImageError as error:

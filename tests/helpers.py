@@ -26,14 +26,19 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return header + array.astype(np.uint8).tobytes()
 
 
+def garment(label: int, rng: np.random.Generator, noise: int = 40) -> np.ndarray:
+    """A fake garment of class `label`, light on black: a bright band at rows 2+2k; (28, 28) uint8."""
+    image = rng.integers(0, noise, size=(28, 28)) if noise else np.zeros((28, 28), dtype=np.int64)
+    image[2 + 2 * label : 5 + 2 * label, 4:24] += 200
+    return image.clip(0, 255).astype(np.uint8)
+
+
 def synthetic_images(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Separable fake garments: class k lights up a band of rows; (count, 28, 28) uint8, (count,) labels."""
+    """Separable fake garments, (count, 28, 28) uint8, and their labels (count,) uint8."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 10, size=count)
-    images = rng.integers(0, 40, size=(count, 28, 28))
-    for image, label in zip(images, labels, strict=True):
-        image[2 + 2 * label : 5 + 2 * label, 4:24] += 200
-    return images.clip(0, 255).astype(np.uint8), labels.astype(np.uint8)
+    images = np.stack([garment(int(label), rng) for label in labels])
+    return images, labels.astype(np.uint8)
 
 
 def write_idx_set(folder: Path, train_count: int = 600, test_count: int = 200, gz: bool = False) -> None:

@@ -1,0 +1,226 @@
+"""The routes through Flask's test client, around a small model exported in tmp_path."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import numpy as np
+import onnxruntime
+import pytest
+from PIL import Image
+
+from serving import ModelLoadError, create_app
+from tests.helpers import garment
+from training.data import LABELS
+
+RNG = np.random.default_rng(7)
+GARMENTS = {label: garment(label, RNG) for label in range(10)}
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def model_probabilities(model_dir, pixels: np.ndarray) -> np.ndarray:
+    session = onnxruntime.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    return session.run(None, {"image": pixels.astype(np.float32).reshape(-1, 1, 28, 28)})[0]
+
+
+def test_raw_png_gets_the_documented_response(client, model_dir):
+    response = client.post("/predict", data=png(GARMENTS[3]), content_type="image/png")
+    assert response.status_code == 200
+    body = response.get_json()
+    manifest = json.loads((model_dir / "model.json").read_text())
+    assert body["model"] == {"name": "fashion-softmax", "version": manifest["version"]}
+    (prediction,) = body["predictions"]
+    assert list(prediction) == ["label", "class_id", "probability", "probabilities"]
+    assert list(prediction["probabilities"]) == list(LABELS)  # every label, in class-id order
+    assert prediction["class_id"] == 3 and prediction["label"] == "Dress"
+    assert prediction["probability"] == max(prediction["probabilities"].values())
+    assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    expected = model_probabilities(model_dir, GARMENTS[3])[0]
+    np.testing.assert_allclose(list(prediction["probabilities"].values()), expected, atol=1e-6)
+
+
+def test_multipart_files_under_any_names_come_back_in_the_order_sent(client):
+    order = [7, 2, 9, 2, 0]
+    # interleaved field names (a, b, a, b, a): Werkzeug's request.files would group them by name
+    body, content_type = multipart([(f"field{i % 2}", f"{i}.png", png(GARMENTS[k])) for i, k in enumerate(order)])
+    response = client.post("/predict", data=body, content_type=content_type)
+    assert response.status_code == 200
+    assert [p["class_id"] for p in response.get_json()["predictions"]] == order
+
+
+def test_multipart_from_the_test_client(client):
+    response = client.post("/predict", data={"image": (io.BytesIO(png(GARMENTS[5])), "shoe.png")})
+    assert response.status_code == 200 and response.get_json()["predictions"][0]["class_id"] == 5
+
+
+def test_json_base64_and_pixel_arrays(client):
+    instances = [
+        {"b64": base64.b64encode(png(GARMENTS[1])).decode()},
+        GARMENTS[4].tolist(),
+        GARMENTS[8].reshape(-1).tolist(),
+    ]
+    response = client.post("/predict", json={"instances": instances})
+    assert response.status_code == 200
+    assert [p["class_id"] for p in response.get_json()["predictions"]] == [1, 4, 8]
+
+
+def test_json_without_content_type_is_read(client):
+    body = json.dumps({"instances": [GARMENTS[6].tolist()]})
+    response = client.post("/predict", data=body, content_type="")
+    assert response.status_code == 200 and response.get_json()["predictions"][0]["class_id"] == 6
+    # curl --data-binary without -H sends application/x-www-form-urlencoded
+    response = client.post("/predict", data=png(GARMENTS[6]), content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200 and response.get_json()["predictions"][0]["class_id"] == 6
+
+
+def test_invert_parameter(client, model_dir):
+    photo = 255 - GARMENTS[2]
+    auto = client.post("/predict", data=png(photo), content_type="image/png").get_json()["predictions"][0]
+    assert auto["class_id"] == 2
+    kept = client.post("/predict?invert=false", data=png(photo), content_type="image/png").get_json()
+    expected = model_probabilities(model_dir, photo)[0]
+    np.testing.assert_allclose(list(kept["predictions"][0]["probabilities"].values()), expected, atol=1e-6)
+
+
+def test_health_ready_metadata(client, model_dir):
+    assert client.get("/health").get_json() == {"status": "ok"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200 and ready.get_json()["status"] == "ready"
+    metadata = client.get("/metadata").get_json()
+    manifest = json.loads((model_dir / "model.json").read_text())
+    assert metadata["labels"] == list(LABELS) and metadata["version"] == manifest["version"]
+    assert metadata["sha256"] == manifest["sha256"] and metadata["metrics"] == manifest["metrics"]
+    assert metadata["input"]["shape"] == ["N", 1, 28, 28] and metadata["input"]["range"] == [0.0, 255.0]
+
+
+def test_metrics_count_requests_statuses_and_images(client):
+    client.post("/predict", data=png(GARMENTS[0]), content_type="image/png")
+    client.post("/predict", json={"instances": [GARMENTS[1].tolist(), GARMENTS[2].tolist()]})
+    client.post("/predict", data=b"junk", content_type="text/plain")
+    client.get("/nowhere")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'fashion_softmax_http_requests_total{method="POST",route="/predict",status="200"} 2.0' in text
+    assert 'fashion_softmax_http_requests_total{method="POST",route="/predict",status="415"} 1.0' in text
+    assert 'fashion_softmax_http_requests_total{method="GET",route="unmatched",status="404"} 1.0' in text
+    assert "fashion_softmax_images_predicted_total 3.0" in text
+    assert 'fashion_softmax_http_request_duration_seconds_count{route="/predict"} 3.0' in text
+
+
+def test_without_a_model_startup_fails_with_the_path_and_the_remedy(tmp_path):
+    with pytest.raises(ModelLoadError, match="make train-export") as caught:
+        create_app({"MODEL_DIR": str(tmp_path)})
+    assert str(tmp_path / "model.json") in str(caught.value)
+
+
+def test_a_model_that_does_not_match_its_manifest_is_refused(copy_model):
+    with open(copy_model / "model.onnx", "ab") as model:
+        model.write(b"tampered")
+    with pytest.raises(ModelLoadError, match="sha256"):
+        create_app({"MODEL_DIR": str(copy_model)})
+
+
+def test_a_corrupt_model_is_refused(copy_model):
+    manifest = json.loads((copy_model / "model.json").read_text())
+    garbage = b"not an onnx file"
+    (copy_model / "model.onnx").write_bytes(garbage)
+    manifest["sha256"] = __import__("hashlib").sha256(garbage).hexdigest()
+    (copy_model / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelLoadError, match="not a usable model"):
+        create_app({"MODEL_DIR": str(copy_model)})
+
+
+def test_not_ready_without_a_model_when_allowed(tmp_path):
+    client = create_app({"MODEL_DIR": str(tmp_path), "MODEL_REQUIRED": False}).test_client()
+    assert client.get("/health").status_code == 200
+    ready = client.get("/ready")
+    assert ready.status_code == 503 and "make train-export" in ready.get_json()["reason"]
+    response = client.post("/predict", data=png(GARMENTS[0]), content_type="image/png")
+    assert response.status_code == 503 and response.get_json()["error"]["code"] == "model_not_loaded"
+
+
+def multipart(parts: list[tuple[str, str | None, bytes]], boundary: str = "b0undary") -> tuple[bytes, str]:
+    chunks = []
+    for name, filename, data in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        chunks.append(f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + data + b"\r\n")
+    return b"".join(chunks) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def big_png() -> bytes:
+    noise = np.random.default_rng(0).integers(0, 255, size=(2000, 2000), dtype=np.uint8)
+    return png(noise)
+
+
+SMALL = png(GARMENTS[1])
+BAD_REQUESTS = {
+    # id: (method, path, body, content type, status, error code)
+    "undecodable-image": ("POST", "/predict", b"GIF89a not really", "image/gif", 400, "bad_image"),
+    "truncated-image": ("POST", "/predict", SMALL[: len(SMALL) // 2], "image/png", 400, "bad_image"),
+    "empty-image": ("POST", "/predict", b"", "image/png", 400, "empty_image"),
+    "malformed-json": ("POST", "/predict", b'{"instances": [', "application/json", 400, "bad_json"),
+    "json-not-instances": ("POST", "/predict", b'{"images": []}', "application/json", 400, "bad_json"),
+    "bad-base64": ("POST", "/predict", b'{"instances": [{"b64": "***"}]}', "application/json", 400, "bad_base64"),
+    "b64-not-image": (
+        "POST", "/predict", json.dumps({"instances": [{"b64": base64.b64encode(b"hello").decode()}]}).encode(),
+        "application/json", 400, "bad_image",
+    ),
+    "nan-pixels": ("POST", "/predict", b'{"instances": [[' + b",".join([b"NaN"] * 784) + b"]]}",
+                   "application/json", 400, "bad_pixels"),
+    "pixels-out-of-range": ("POST", "/predict", json.dumps({"instances": [[300] * 784]}).encode(),
+                            "application/json", 400, "bad_pixels"),
+    "empty-batch": ("POST", "/predict", b'{"instances": []}', "application/json", 400, "empty_batch"),
+    "multipart-without-file": ("POST", "/predict", *multipart([("note", None, b"hello")]), 400, "no_file"),
+    "multipart-without-boundary": ("POST", "/predict", b"--x\r\n", "multipart/form-data", 400, "bad_multipart"),
+    "multipart-truncated": ("POST", "/predict", multipart([("a", "a.png", SMALL)])[0][:80],
+                            multipart([])[1], 400, "bad_multipart"),
+    "bad-invert": ("POST", "/predict?invert=maybe", SMALL, "image/png", 400, "bad_parameter"),
+    "body-too-large": ("POST", "/predict", b"\0" * (10 * 1024 * 1024 + 1), "image/png",
+                       413, "request_entity_too_large"),
+    "batch-too-large": ("POST", "/predict", json.dumps({"instances": [[0] * 784] * 257}).encode(),
+                        "application/json", 413, "batch_too_large"),
+    "image-too-many-pixels": ("POST", "/predict", big_png(), "image/png", 413, "image_too_large"),
+    "unsupported-type": ("POST", "/predict", b"<xml/>", "application/xml", 415, "unsupported_media_type"),
+    "text-plain": ("POST", "/predict", b"hello", "text/plain", 415, "unsupported_media_type"),
+    "wrong-shape": ("POST", "/predict", json.dumps({"instances": [[[0] * 28] * 27]}).encode(),
+                    "application/json", 422, "wrong_shape"),
+    "ragged-rows": ("POST", "/predict", json.dumps({"instances": [[[0] * 28] * 27 + [[0] * 3]]}).encode(),
+                    "application/json", 422, "wrong_shape"),
+    "scalar-instance": ("POST", "/predict", b'{"instances": [42]}', "application/json", 422, "wrong_shape"),
+    "unknown-route": ("GET", "/nowhere", b"", None, 404, "not_found"),
+    "wrong-method": ("GET", "/predict", b"", None, 405, "method_not_allowed"),
+    "delete-health": ("DELETE", "/health", b"", None, 405, "method_not_allowed"),
+}  # fmt: skip
+
+
+@pytest.fixture
+def strict_client(model_dir):
+    """The app with a pixel limit of 1 megapixel, so the oversized-image case stays small."""
+    return create_app({"MODEL_DIR": str(model_dir), "MAX_IMAGE_PIXELS": 1_000_000}).test_client()
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS.values()), ids=list(BAD_REQUESTS))
+def test_bad_requests_get_a_json_4xx(strict_client, case):
+    method, path, body, content_type, status, code = case
+    response = strict_client.open(path, method=method, data=body, content_type=content_type)
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    error = response.get_json()["error"]
+    assert error["code"] == code
+    assert isinstance(error["message"], str) and len(error["message"]) > 10
+    # and the app still answers afterwards
+    assert strict_client.post("/predict", data=SMALL, content_type="image/png").status_code == 200
+
+
+def test_limits_come_from_the_environment(model_dir, monkeypatch):
+    monkeypatch.setenv("FASHION_SOFTMAX_MAX_BATCH", "2")
+    monkeypatch.setenv("FASHION_SOFTMAX_MODEL_DIR", str(model_dir))
+    client = create_app().test_client()
+    response = client.post("/predict", json={"instances": [GARMENTS[0].tolist()] * 3})
+    assert response.status_code == 413 and "limit is 2" in response.get_json()["error"]["message"]

@@ -1,0 +1,168 @@
+"""End to end: gunicorn on 127.0.0.1 serving a model trained on the real Fashion-MNIST, over real HTTP."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import requests
+from PIL import Image
+
+from tests.helpers import skip_or_fail
+from tests.serving.test_api import BAD_REQUESTS
+from training.data import DataNotFoundError, load_fashion_mnist
+
+pytestmark = pytest.mark.dataset
+ROOT = Path(__file__).resolve().parents[2]
+GUNICORN = Path(sys.executable).with_name("gunicorn")
+
+
+@pytest.fixture(scope="module")
+def real_model(tmp_path_factory):
+    """(artifacts folder, 32 real test images) after 2 epochs of the book's recipe on the real data."""
+    data_dir = tmp_path_factory.mktemp("data")
+    try:
+        _, test = load_fashion_mnist(data_dir)
+    except DataNotFoundError as error:
+        skip_or_fail(f"real Fashion-MNIST unavailable: {error}")
+    out_dir = tmp_path_factory.mktemp("artifacts")
+    subprocess.run(
+        [sys.executable, "-m", "training", "--epochs", "2", "--quiet", "--data-dir", str(data_dir),
+         "--out-dir", str(out_dir)],
+        check=True, capture_output=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    return out_dir, test.images[:32].numpy()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_gunicorn(model_dir: Path, port: int, log: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "FASHION_SOFTMAX_HOST": "127.0.0.1",
+        "FASHION_SOFTMAX_PORT": str(port),
+        "FASHION_SOFTMAX_MODEL_DIR": str(model_dir),
+        "FASHION_SOFTMAX_WORKERS": "2",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    with open(log, "wb") as output:
+        return subprocess.Popen(
+            [str(GUNICORN), "-c", "serving/gunicorn.conf.py"], cwd=ROOT, env=env, stdout=output, stderr=output
+        )
+
+
+@pytest.fixture(scope="module")
+def server(real_model, tmp_path_factory):
+    model_dir, _ = real_model
+    port = free_port()
+    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
+    process = start_gunicorn(model_dir, port, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{url}/ready", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert process.poll() is None, log.read_text()
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"gunicorn not ready in 60 s:\n{log.read_text()}")
+        yield url, process, log
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def encode(pixels: np.ndarray, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    return buffer.getvalue()
+
+
+def reference(model_dir: Path, images: list[bytes]) -> np.ndarray:
+    """The model's own probabilities on the pixels these files decode to."""
+    pixels = np.stack([np.asarray(Image.open(io.BytesIO(data)).convert("L"), dtype=np.float32) for data in images])
+    session = onnxruntime.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    return session.run(None, {"image": pixels[:, None]})[0]
+
+
+def probabilities(response: requests.Response) -> np.ndarray:
+    assert response.status_code == 200, response.text
+    return np.array([list(p["probabilities"].values()) for p in response.json()["predictions"]])
+
+
+def test_raw_multipart_and_json_agree_with_the_model(server, real_model):
+    url, _, _ = server
+    model_dir, images = real_model
+    pngs = [encode(image, "PNG") for image in images[:8]]
+    jpegs = [encode(image, "JPEG") for image in images[8:16]]
+
+    for data, content_type in ((pngs[0], "image/png"), (jpegs[0], "image/jpeg")):
+        response = requests.post(f"{url}/predict", data=data, headers={"Content-Type": content_type}, timeout=10)
+        np.testing.assert_allclose(probabilities(response), reference(model_dir, [data]), atol=1e-5)
+
+    files = [("image", (f"{i}.png", data, "image/png")) for i, data in enumerate(pngs)]
+    files += [("photo", (f"{i}.jpg", data, "image/jpeg")) for i, data in enumerate(jpegs)]
+    response = requests.post(f"{url}/predict", files=files, timeout=10)
+    np.testing.assert_allclose(probabilities(response), reference(model_dir, pngs + jpegs), atol=1e-5)
+
+    instances = [{"b64": base64.b64encode(data).decode()} for data in pngs[:4]] + [images[20].tolist()]
+    response = requests.post(f"{url}/predict", json={"instances": instances}, timeout=10)
+    expected = np.concatenate([reference(model_dir, pngs[:4]), reference(model_dir, [encode(images[20], "PNG")])])
+    np.testing.assert_allclose(probabilities(response), expected, atol=1e-5)
+
+
+def test_bad_requests_get_4xx_and_no_worker_dies(server):
+    url, process, log = server
+    for name, (method, path, body, content_type, status, code) in BAD_REQUESTS.items():
+        if name == "image-too-many-pixels":
+            continue  # the test-client app has a lower pixel limit than the server's default
+        headers = {"Content-Type": content_type} if content_type else {}
+        response = requests.request(method, f"{url}{path}", data=body, headers=headers, timeout=10)
+        assert (response.status_code, response.json()["error"]["code"]) == (status, code), name
+    assert requests.get(f"{url}/health", timeout=5).status_code == 200
+    assert process.poll() is None
+    assert log.read_text().count("Booting worker") == 2  # no worker was lost and replaced
+
+
+def test_metrics_add_up_over_workers(server, real_model):
+    url, _, _ = server
+    _, images = real_model
+    data = encode(images[0], "PNG")
+
+    def predicted() -> float:
+        text = requests.get(f"{url}/metrics", timeout=5).text
+        (line,) = [line for line in text.splitlines() if line.startswith("fashion_softmax_images_predicted_total")]
+        return float(line.split()[-1])
+
+    before = predicted()
+    session = requests.Session()
+    for _ in range(40):  # spread over both workers
+        session.post(f"{url}/predict", data=data, headers={"Content-Type": "image/png"}, timeout=5)
+    assert predicted() - before == 40
+    assert requests.get(f"{url}/ready", timeout=5).json()["status"] == "ready"
+
+
+def test_startup_without_a_model_fails_in_one_line(tmp_path):
+    process = start_gunicorn(tmp_path / "empty", free_port(), tmp_path / "log")
+    assert process.wait(timeout=60) != 0
+    output = (tmp_path / "log").read_text()
+    assert "Traceback" not in output
+    (line,) = [line for line in output.splitlines() if "cannot start" in line]
+    assert str(tmp_path / "empty" / "model.json") in line and "make train-export" in line

@@ -1,0 +1,194 @@
+"""Preprocessing: every format and mode, EXIF, transparency, inversion, aspect ratio, bombs."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from serving.preprocess import InputError, Limits, array_to_input, image_to_input
+from tests.helpers import garment
+
+LIMITS = Limits()
+CLEAN = garment(3, np.random.default_rng(0), noise=0)  # a band of 200 on exact black
+NOISY = garment(6, np.random.default_rng(1))  # background noise 0-39
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "fmt, options, tolerance",
+    [
+        ("PNG", {}, 0),
+        ("GIF", {}, 0),
+        ("BMP", {}, 0),
+        ("TIFF", {}, 0),
+        ("WEBP", {"lossless": True}, 0),
+        ("JPEG", {"quality": 95}, 6),  # lossy: mean abs error in gray levels
+    ],
+)
+def test_formats_decode_to_the_same_pixels(fmt, options, tolerance):
+    data = encode(Image.fromarray(NOISY), fmt, **options)
+    pixels = image_to_input(data, None, LIMITS)
+    assert pixels.shape == (28, 28) and pixels.dtype == np.float32
+    assert np.abs(pixels - NOISY).mean() <= tolerance + 1e-6
+
+
+def rgba_photo(alpha_background: int) -> Image.Image:
+    """A dark garment (the band, 55) on a background whose RGB is black but alpha says how visible."""
+    rgba = np.zeros((28, 28, 4), dtype=np.uint8)
+    band = CLEAN > 0
+    rgba[band, :3] = (255 - CLEAN[band])[:, None]  # dark garment, as photographed
+    rgba[..., 3] = np.where(band, 255, alpha_background)
+    return Image.fromarray(rgba, "RGBA")
+
+
+@pytest.mark.parametrize(
+    "make_image",
+    [
+        pytest.param(lambda: Image.fromarray(CLEAN), id="L"),
+        pytest.param(lambda: Image.fromarray(np.stack([CLEAN] * 3, axis=-1)), id="RGB"),
+        pytest.param(lambda: Image.fromarray(np.stack([CLEAN] * 3 + [np.full_like(CLEAN, 255)], -1)), id="RGBA"),
+        pytest.param(lambda: Image.fromarray(np.stack([CLEAN] * 3, axis=-1)).convert("CMYK"), id="CMYK"),
+        pytest.param(lambda: Image.fromarray(CLEAN).convert("P"), id="P"),
+        pytest.param(lambda: Image.fromarray(CLEAN).convert("LA"), id="LA"),
+        pytest.param(lambda: Image.fromarray(CLEAN.astype(np.uint16) * 257), id="I;16"),
+        pytest.param(lambda: Image.fromarray(CLEAN.astype(np.int32)), id="I"),
+        pytest.param(lambda: Image.fromarray(CLEAN > 0), id="1"),
+    ],
+)
+def test_modes_become_the_same_grayscale(make_image):
+    image = make_image()
+    fmt = "TIFF" if image.mode in ("CMYK", "I", "1") else "PNG"
+    pixels = image_to_input(encode(image, fmt), None, LIMITS)
+    expected = (CLEAN > 0) * 255.0 if image.mode == "1" else CLEAN
+    np.testing.assert_allclose(pixels, expected, atol=1.0)
+
+
+def test_sixteen_bit_png_is_scaled_to_eight_bit_range():
+    image = Image.fromarray(CLEAN.astype(np.uint16) * 257)
+    data = encode(image, "PNG")
+    assert Image.open(io.BytesIO(data)).mode.startswith("I")
+    assert image_to_input(data, None, LIMITS).max() == pytest.approx(200, abs=0.5)
+
+
+def test_transparency_is_composited_as_white_paper_then_inverted():
+    pixels = image_to_input(encode(rgba_photo(alpha_background=0), "PNG"), None, LIMITS)
+    np.testing.assert_allclose(pixels, CLEAN, atol=1.0)  # light garment on black, like training
+
+
+def test_palette_transparency_is_composited_too():
+    photo = rgba_photo(alpha_background=0).convert("RGB").convert("P")
+    photo.info["transparency"] = photo.getpixel((0, 0))  # the background's palette index
+    pixels = image_to_input(encode(photo, "GIF", transparency=photo.getpixel((0, 0))), None, LIMITS)
+    assert pixels[0, 0] == 0 and pixels[9, 10] > 150  # background black, garment light
+
+
+def test_exif_orientation_is_honoured():
+    stored = Image.fromarray(np.rot90(NOISY, k=1).copy())  # what a sideways camera writes
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    for fmt, options in (("JPEG", {"quality": 100}), ("PNG", {}), ("TIFF", {})):
+        pixels = image_to_input(encode(stored, fmt, exif=exif, **options), None, LIMITS)
+        assert np.abs(pixels - NOISY).mean() < 3, fmt
+
+
+def test_a_light_background_is_inverted_automatically_and_overridable():
+    photo = 255 - CLEAN  # a product photo: dark garment on white
+    data = encode(Image.fromarray(photo), "PNG")
+    np.testing.assert_array_equal(image_to_input(data, None, LIMITS), CLEAN)
+    np.testing.assert_array_equal(image_to_input(data, False, LIMITS), photo)
+    dark = encode(Image.fromarray(CLEAN), "PNG")
+    np.testing.assert_array_equal(image_to_input(dark, None, LIMITS), CLEAN)  # already the convention
+    np.testing.assert_array_equal(image_to_input(dark, True, LIMITS), 255 - CLEAN)
+
+
+def test_non_square_images_are_fitted_without_distortion():
+    wide = np.zeros((60, 120), dtype=np.uint8)
+    wide[10:50, 40:80] = 255  # a 40x40 square in a 2:1 picture
+    pixels = image_to_input(encode(Image.fromarray(wide), "PNG"), None, LIMITS)
+    rows, columns = np.nonzero(pixels > 128)
+    height, width = np.ptp(rows) + 1, np.ptp(columns) + 1
+    assert abs(height - width) <= 1  # still a square
+    assert 8 <= height <= 11  # 40 px * 28/120
+    assert pixels[:7].max() < 20 and pixels[-7:].max() < 20  # padded above and below with the background
+
+
+def test_large_photos_are_reduced_to_28x28():
+    photo = np.full((900, 600, 3), 250, dtype=np.uint8)
+    photo[100:800, 150:450] = 30  # a dark garment on white
+    pixels = image_to_input(encode(Image.fromarray(photo), "JPEG", quality=90), None, LIMITS)
+    assert pixels.shape == (28, 28)
+    assert pixels[14, 14] > 180 and pixels[14, 1] < 30  # inverted: light garment, black margin
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_header_claiming(width: int, height: int) -> bytes:
+    """A 1 kB PNG whose header claims width x height gray pixels: decoding it would allocate them all."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 4096)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("width, height", [(100_000, 100_000), (8_000, 6_000)])
+def test_decompression_bombs_are_refused_before_decoding(width, height):
+    with pytest.raises(InputError) as caught:
+        image_to_input(png_header_claiming(width, height), None, Limits(max_pixels=40_000_000))
+    assert caught.value.status == 413 and caught.value.code == "image_too_large"
+
+
+def test_the_pixel_limit_is_configurable():
+    data = encode(Image.fromarray(np.zeros((100, 100), dtype=np.uint8)), "PNG")
+    with pytest.raises(InputError, match="10000 pixels; the limit is 9999"):
+        image_to_input(data, None, Limits(max_pixels=9_999))
+    assert image_to_input(data, None, Limits(max_pixels=10_000)).shape == (28, 28)
+
+
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        (b"", "empty_image"),
+        (b"definitely not an image", "bad_image"),
+        (encode(Image.fromarray(NOISY), "PNG")[:60], "bad_image"),  # truncated
+        (encode(Image.fromarray(NOISY), "JPEG")[:200], "bad_image"),
+    ],
+    ids=["empty", "garbage", "truncated-png", "truncated-jpeg"],
+)
+def test_broken_images_are_client_errors(data, code):
+    with pytest.raises(InputError) as caught:
+        image_to_input(data, None, LIMITS)
+    assert caught.value.status == 400 and caught.value.code == code
+
+
+def test_pixel_arrays_square_or_flat():
+    np.testing.assert_array_equal(array_to_input(NOISY.tolist(), None), NOISY)
+    np.testing.assert_array_equal(array_to_input(NOISY.reshape(-1).tolist(), None), NOISY)
+
+
+@pytest.mark.parametrize(
+    "values, status, code",
+    [
+        ([[0] * 28] * 27, 422, "wrong_shape"),
+        ([0] * 783, 422, "wrong_shape"),
+        ([[0] * 28] * 27 + [[0] * 27], 422, "wrong_shape"),
+        ([[float("nan")] * 28] * 28, 400, "bad_pixels"),
+        ([[256] * 28] * 28, 400, "bad_pixels"),
+        ([[-1] * 28] * 28, 400, "bad_pixels"),
+        ([["white"] * 28] * 28, 400, "bad_pixels"),
+    ],
+)
+def test_bad_pixel_arrays(values, status, code):
+    with pytest.raises(InputError) as caught:
+        array_to_input(values, None)
+    assert (caught.value.status, caught.value.code) == (status, code)
