@@ -46,6 +46,22 @@ bench-serve: $(STAMP) ## load test (wrk) of the service and of the naive Flask+t
 	$(BIN)/python -m bench.bench_serve
 
 .PHONY: lint
-lint: $(STAMP) ## ruff check and format check
+lint: $(STAMP) ## ruff, hadolint on the Dockerfiles, docker compose config
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint --failure-threshold error docker/*.Dockerfile
+	docker compose config -q
+
+COMPOSE_GPU := $(if $(GPU),COMPOSE_FILE=docker-compose.yml:docker/compose.gpu.yml)
+
+.PHONY: up
+up: ## docker compose: train once, then serve on 127.0.0.1:8000 (GPU=1 trains on an NVIDIA GPU)
+	$(COMPOSE_GPU) docker compose up -d --build --wait
+
+.PHONY: down
+down: ## docker compose: stop and remove the stack (volumes are kept; `docker compose down -v` drops them)
+	docker compose down
+
+.PHONY: compose-test
+compose-test: $(STAMP) ## build and run the whole stack for real, check it over HTTP, tear it down (CI)
+	docker/compose_test.sh

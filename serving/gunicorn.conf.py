@@ -1,6 +1,6 @@
 """gunicorn settings for the service (make serve, the container); each from the environment.
 
-FASHION_SOFTMAX_HOST (127.0.0.1), _PORT (8000), _WORKERS (2), _THREADS (4),
+FASHION_SOFTMAX_HOST (127.0.0.1), _PORT (8000), _WORKERS (2), _THREADS (1),
 _MODEL_DIR (artifacts); PROMETHEUS_MULTIPROC_DIR (a fresh temporary folder).
 """
 
@@ -13,7 +13,9 @@ host = os.environ.get("FASHION_SOFTMAX_HOST", "127.0.0.1")
 port = os.environ.get("FASHION_SOFTMAX_PORT", "8000")
 bind = [f"{host}:{port}"]
 workers = int(os.environ.get("FASHION_SOFTMAX_WORKERS", "2"))
-threads = int(os.environ.get("FASHION_SOFTMAX_THREADS", "4"))  # > 1: gthread workers with keep-alive
+# 1: sync workers, the fastest here (bench/bench_serve.py); > 1: gthread workers with keep-alive,
+# for slow clients when no buffering proxy stands in front
+threads = int(os.environ.get("FASHION_SOFTMAX_THREADS", "1"))
 worker_class = "gthread" if threads > 1 else "sync"
 keepalive = 5
 backlog = 2048
@@ -21,6 +23,7 @@ timeout = 30
 graceful_timeout = 10
 accesslog = os.environ.get("FASHION_SOFTMAX_ACCESS_LOG") or None  # "-" logs every request to stdout
 wsgi_app = "serving:create_app()"
+control_socket_disable = True  # gunicorn >= 27 would otherwise open a socket under $HOME
 
 # Each worker writes its Prometheus samples here; /metrics sums them (serving/metrics.py).
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="fashion-softmax-metrics-"))

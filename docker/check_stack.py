@@ -1,0 +1,77 @@
+"""Check a running compose stack from outside, as a user would: `make compose-test` calls it.
+
+    python docker/check_stack.py http://127.0.0.1:8000 MODEL_ONNX_COPY
+
+Posts real Fashion-MNIST test images to the published port and checks the
+predictions (accuracy, and agreement with the deployed model.onnx run locally),
+then bad input (4xx JSON), /ready and /metrics. Exits non-zero on the first failure.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import numpy as np
+import onnxruntime
+import requests
+from PIL import Image
+
+from training.data import load_fashion_mnist
+
+IMAGES = 200  # real test images sent, in batches
+BATCH = 50
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        sys.exit(f"compose-test: FAILED: {message}")
+    print(f"compose-test: ok: {message}")
+
+
+def main(url: str, model_path: str) -> None:
+    _, test = load_fashion_mnist("data")
+    images, labels = test.images[:IMAGES].numpy(), test.labels[:IMAGES].numpy()
+
+    ready = requests.get(f"{url}/ready", timeout=5)
+    check(ready.status_code == 200 and ready.json()["status"] == "ready", f"/ready says ready ({ready.text.strip()})")
+
+    received = []
+    for start in range(0, IMAGES, BATCH):
+        files = [("image", (f"{i}.png", png(images[i]), "image/png")) for i in range(start, start + BATCH)]
+        response = requests.post(f"{url}/predict", files=files, timeout=30)
+        check(response.status_code == 200, f"multipart batch of {BATCH} PNGs answered 200")
+        received += [list(p["probabilities"].values()) for p in response.json()["predictions"]]
+    received = np.array(received)
+    accuracy = float((received.argmax(1) == labels).mean())
+    check(accuracy > 0.75, f"accuracy on {IMAGES} real test images is {accuracy:.3f} (> 0.75)")
+
+    session = onnxruntime.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"image": images.astype(np.float32)[:, None]})[0]
+    difference = float(np.abs(received - expected).max())
+    check(difference < 1e-5, f"probabilities match the deployed model.onnx run here (max diff {difference:.1e})")
+
+    single = requests.post(f"{url}/predict", data=png(images[0]), headers={"Content-Type": "image/png"}, timeout=10)
+    check(single.json()["predictions"][0]["class_id"] == int(received[0].argmax()), "raw PNG body gives the same")
+
+    for body, content_type, status in ((b"not an image", "image/png", 400), (b"hello", "text/plain", 415)):
+        response = requests.post(f"{url}/predict", data=body, headers={"Content-Type": content_type}, timeout=10)
+        check(
+            response.status_code == status and "message" in response.json()["error"],
+            f"bad input ({content_type}) gets {status} with a JSON error: {response.json()['error']['code']}",
+        )
+
+    metrics = requests.get(f"{url}/metrics", timeout=5).text
+    (line,) = [line for line in metrics.splitlines() if line.startswith("fashion_softmax_images_predicted_total")]
+    check(float(line.split()[-1]) >= IMAGES + 1, f"/metrics counts the images predicted ({line})")
+    check('status="415"' in metrics, "/metrics counts requests by status")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,38 @@
+# The serving image: onnxruntime, Flask, Pillow, NumPy, gunicorn, prometheus-client. No torch.
+FROM python:3.11-slim AS build
+
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /build
+COPY pyproject.toml docker/requirements.py ./
+# A venv without pip or setuptools; the base image's pip installs into it. Then drop what a
+# server never loads: test suites, onnxruntime's conversion tooling, and its C-API library
+# (libonnxruntime.so, 35 MB: the Python module carries its own copy of the runtime).
+WORKDIR /opt/venv/lib/python3.11/site-packages
+RUN python -m venv --without-pip /opt/venv \
+ && python /build/requirements.py serve > /build/requirements.txt \
+ && pip --python /opt/venv/bin/python install -r /build/requirements.txt \
+ && rm -rf onnxruntime/transformers onnxruntime/quantization onnxruntime/tools onnxruntime/capi/libonnxruntime.so* \
+ && find . -depth -type d -name tests -exec rm -rf {} +
+
+FROM python:3.11-slim
+
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    FASHION_SOFTMAX_HOST=0.0.0.0 \
+    FASHION_SOFTMAX_PORT=8000 \
+    FASHION_SOFTMAX_MODEL_DIR=/artifacts \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/metrics
+
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+COPY serving/ serving/
+RUN useradd --no-create-home --uid 10002 server \
+ && mkdir -p /tmp/metrics \
+ && chown server:server /tmp/metrics
+USER 10002:10002
+
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ['FASHION_SOFTMAX_PORT']}/ready\", timeout=2)"]
+CMD ["gunicorn", "-c", "serving/gunicorn.conf.py"]
