@@ -83,7 +83,9 @@ def run(args: argparse.Namespace) -> None:
     device = choose_device(args.device)
     train_split, test_split = load_fashion_mnist(args.data_dir)
 
-    bar = tqdm(total=config.epochs, unit="epoch", disable=args.quiet, desc=f"{config.recipe} on {device.type}")
+    # the bar only on a terminal; logs (docker, CI) get one line per epoch
+    show_bar = not args.quiet and sys.stderr.isatty()
+    bar = tqdm(total=config.epochs, unit="epoch", disable=not show_bar, desc=f"{config.recipe} on {device.type}")
 
     def report(m: EpochMetrics) -> None:
         bar.update()
