@@ -17,9 +17,7 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.helpers import skip_or_fail
 from tests.serving.test_api import BAD_REQUESTS
-from training.data import DataNotFoundError, load_fashion_mnist
 
 pytestmark = pytest.mark.dataset
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,20 +25,10 @@ GUNICORN = Path(sys.executable).with_name("gunicorn")
 
 
 @pytest.fixture(scope="module")
-def real_model(tmp_path_factory):
+def real_model(real_run):
     """(artifacts folder, 32 real test images) after 2 epochs of the book's recipe on the real data."""
-    data_dir = tmp_path_factory.mktemp("data")
-    try:
-        _, test = load_fashion_mnist(data_dir)
-    except DataNotFoundError as error:
-        skip_or_fail(f"real Fashion-MNIST unavailable: {error}")
-    out_dir = tmp_path_factory.mktemp("artifacts")
-    subprocess.run(
-        [sys.executable, "-m", "training", "--epochs", "2", "--quiet", "--data-dir", str(data_dir),
-         "--out-dir", str(out_dir)],
-        check=True, capture_output=True, timeout=600, cwd=ROOT,
-    )  # fmt: skip
-    return out_dir, test.images[:32].numpy()
+    assert real_run.finished.returncode == 0, real_run.finished.stderr
+    return real_run.out_dir, real_run.test.images[:32].numpy()
 
 
 def free_port() -> int:
