@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from serving.errors import ApiError
-from serving.preprocess import InputError, array_to_input, image_to_input
+from serving.preprocess import InputError, Target, array_to_input, image_to_input
 
 bp = Blueprint("api", __name__)
 
@@ -26,22 +26,9 @@ SNIFFED_TYPES = ("", "application/octet-stream", "application/x-www-form-urlenco
 def predict():
     predictor = _predictor()
     invert = _invert_parameter()
-    inputs = [_to_input(payload, invert) for payload in _payloads()]
-    probabilities = predictor.predict(np.stack(inputs)[:, None])  # (N, 1, 28, 28) -> (N, 10)
+    inputs = [_to_input(payload, invert, predictor.target) for payload in _payloads()]
+    predictions = predictor.classify(np.stack(inputs)[:, None])  # (N, 1, side, side)
     current_app.extensions["metrics"].images.inc(len(inputs))
-    labels = predictor.labels
-    predictions = []
-    # float32 holds ~7 significant digits; 7 decimals keep all that matters and shorten the JSON
-    for row in probabilities.astype(np.float64).round(7).tolist():
-        class_id = max(range(len(row)), key=row.__getitem__)
-        predictions.append(
-            {
-                "label": labels[class_id],
-                "class_id": class_id,
-                "probability": row[class_id],
-                "probabilities": dict(zip(labels, row, strict=True)),
-            }
-        )
     return jsonify(model={"name": predictor.name, "version": predictor.version}, predictions=predictions)
 
 
@@ -165,10 +152,10 @@ def _json_instance(instance, index: int):
     raise ApiError(422, "wrong_shape", f"instance {index}: expected a 28x28 pixel array or {{'b64': ...}}")
 
 
-def _to_input(payload, invert: bool | None) -> np.ndarray:
+def _to_input(payload, invert: bool | None, target: Target) -> np.ndarray:
     try:
         if isinstance(payload, bytes):
-            return image_to_input(payload, invert, current_app.extensions["limits"])
-        return array_to_input(payload, invert)
+            return image_to_input(payload, invert, current_app.extensions["limits"], target)
+        return array_to_input(payload, invert, target)
     except InputError as error:
         raise ApiError(error.status, error.code, error.message) from error

@@ -1,7 +1,8 @@
-"""Image bytes or pixel arrays -> the model's input: (28, 28) float32, 0-255, light garment on black.
+"""Image bytes or pixel arrays -> the model's input: (side, side) float32, light garment on black.
 
 Decoding, EXIF orientation, grayscale, transparency, fitting into a square and
-inverting a light background happen here and nowhere else; scaling is in the graph.
+inverting a light background happen here and nowhere else. The side and value range
+come from the model artifact (`Target`); flattening and scaling are inside the graph.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-SIDE = 28  # Fashion-MNIST images are 28x28
-WHITE = 255
+WHITE = 255  # work is done on the 8-bit scale, then mapped to the model's value range
 
 
 class InputError(ValueError):
@@ -29,7 +29,23 @@ class Limits:
     max_pixels: int = 40_000_000  # width x height of one decoded image (decompression bombs)
 
 
-def decode_image(data: bytes, limits: Limits) -> Image.Image:
+@dataclass(frozen=True)
+class Target:
+    """What the model takes, as its artifact says: side x side grayscale values in value_range."""
+
+    side: int = 28
+    value_range: tuple[float, float] = (0.0, 255.0)
+
+    def from_8bit(self, pixels: np.ndarray) -> np.ndarray:
+        low, high = self.value_range
+        return pixels if (low, high) == (0.0, 255.0) else low + pixels * ((high - low) / WHITE)
+
+    def to_8bit(self, values: np.ndarray) -> np.ndarray:
+        low, high = self.value_range
+        return values if (low, high) == (0.0, 255.0) else (values - low) * (WHITE / (high - low))
+
+
+def decode_image(data: bytes, limits: Limits, side: int) -> Image.Image:
     """Any format Pillow reads -> an upright image, pixels not yet converted. Refuses bombs before decoding."""
     if not data:
         raise InputError(400, "empty_image", "the image is empty (0 bytes)")
@@ -42,7 +58,7 @@ def decode_image(data: bytes, limits: Limits) -> Image.Image:
                 "image_too_large",
                 f"the image is {width}x{height} = {width * height} pixels; the limit is {limits.max_pixels}",
             )
-        image.draft("L", (SIDE * 2, SIDE * 2))  # JPEG: decode at reduced scale, far less work
+        image.draft("L", (side * 2, side * 2))  # JPEG: decode at reduced scale, far less work
         image.load()  # decode now: truncated or corrupt data fails here
         if "exif" in image.info or image.format == "TIFF":  # only these can carry an orientation
             ImageOps.exif_transpose(image, in_place=True)  # EXIF orientation -> upright pixels
@@ -82,23 +98,23 @@ def border_level(pixels: np.ndarray) -> float:
     return float(frame[len(frame) // 2])
 
 
-def fit_square(pixels: np.ndarray, background: float) -> np.ndarray:
-    """(H, W) -> (28, 28): longest side scaled to 28, the rest padded with the background."""
+def fit_square(pixels: np.ndarray, background: float, side: int) -> np.ndarray:
+    """(H, W) -> (side, side): longest side scaled to fit, the rest padded with the background."""
     height, width = pixels.shape
-    if (height, width) == (SIDE, SIDE):
+    if (height, width) == (side, side):
         return pixels
-    scale = SIDE / max(height, width)
+    scale = side / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     image = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.float32))  # mode "F": no 8-bit rounding
     resized = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
-    square = np.full((SIDE, SIDE), background, dtype=np.float32)
-    left, top = (SIDE - size[0]) // 2, (SIDE - size[1]) // 2
+    square = np.full((side, side), background, dtype=np.float32)
+    left, top = (side - size[0]) // 2, (side - size[1]) // 2
     square[top : top + size[1], left : left + size[0]] = np.asarray(resized)
     return np.clip(square, 0, 255)
 
 
-def to_model_input(pixels: np.ndarray, invert: bool | None) -> np.ndarray:
-    """(H, W) grayscale 0-255 -> (28, 28) float32 in Fashion-MNIST's convention.
+def to_model_input(pixels: np.ndarray, invert: bool | None, target: Target) -> np.ndarray:
+    """(H, W) grayscale 0-255 -> (side, side) float32 in Fashion-MNIST's convention and the model's range.
 
     invert=None decides from the border: a light background (a product photo, dark
     garment on white) is inverted so the garment is light on black, as in training.
@@ -106,31 +122,33 @@ def to_model_input(pixels: np.ndarray, invert: bool | None) -> np.ndarray:
     background = border_level(pixels)
     if invert is None:
         invert = background > 127.5
-    square = fit_square(pixels, background)
-    return WHITE - square if invert else square
+    square = fit_square(pixels, background, target.side)
+    return target.from_8bit(WHITE - square if invert else square)
 
 
-def image_to_input(data: bytes, invert: bool | None, limits: Limits) -> np.ndarray:
-    """Encoded image bytes -> (28, 28) float32 model input."""
-    return to_model_input(to_grayscale(decode_image(data, limits)), invert)
+def image_to_input(data: bytes, invert: bool | None, limits: Limits, target: Target) -> np.ndarray:
+    """Encoded image bytes -> (side, side) float32 model input."""
+    return to_model_input(to_grayscale(decode_image(data, limits, target.side)), invert, target)
 
 
-def array_to_input(values, invert: bool | None) -> np.ndarray:
-    """A 28x28 (or flat 784) list of pixel values 0-255 -> (28, 28) float32 model input."""
+def array_to_input(values, invert: bool | None, target: Target) -> np.ndarray:
+    """A side x side (or flat) list of pixel values in the model's range -> (side, side) float32 model input."""
+    side, (low, high) = target.side, target.value_range
     try:
         pixels = np.asarray(values, dtype=np.float64)
     except (ValueError, TypeError) as error:
         if "inhomogeneous" in str(error) or "sequence" in str(error):
-            raise InputError(422, "wrong_shape", f"pixel rows must all have {SIDE} values: {error}") from error
-        raise InputError(400, "bad_pixels", "pixel values must be numbers from 0 to 255") from error
-    if pixels.shape == (SIDE * SIDE,):
-        pixels = pixels.reshape(SIDE, SIDE)
-    if pixels.shape != (SIDE, SIDE):
+            raise InputError(422, "wrong_shape", f"pixel rows must all have {side} values: {error}") from error
+        raise InputError(400, "bad_pixels", f"pixel values must be numbers from {low:g} to {high:g}") from error
+    if pixels.shape == (side * side,):
+        pixels = pixels.reshape(side, side)
+    if pixels.shape != (side, side):
         raise InputError(
-            422, "wrong_shape", f"a pixel array must be {SIDE}x{SIDE} or flat {SIDE * SIDE}; got shape {pixels.shape}"
+            422, "wrong_shape", f"a pixel array must be {side}x{side} or flat {side * side}; got shape {pixels.shape}"
         )
     if not np.isfinite(pixels).all():
         raise InputError(400, "bad_pixels", "pixel values must be finite numbers (no NaN or Infinity)")
-    if pixels.min() < 0 or pixels.max() > 255:
-        raise InputError(400, "bad_pixels", f"pixel values must be in 0-255; got {pixels.min():g} to {pixels.max():g}")
-    return to_model_input(pixels.astype(np.float32), invert)
+    if pixels.min() < low or pixels.max() > high:
+        message = f"pixel values must be in {low:g}-{high:g}; got {pixels.min():g} to {pixels.max():g}"
+        raise InputError(400, "bad_pixels", message)
+    return to_model_input(target.to_8bit(pixels).astype(np.float32), invert, target)

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from serving.preprocess import InputError, Limits, array_to_input, image_to_input
+from serving.preprocess import InputError, Limits, Target, array_to_input, image_to_input
 from tests.helpers import garment
 
 LIMITS = Limits()
+TARGET = Target()  # 28x28, 0-255: what the exported model declares
 CLEAN = garment(3, np.random.default_rng(0), noise=0)  # a band of 200 on exact black
 NOISY = garment(6, np.random.default_rng(1))  # background noise 0-39
 
@@ -37,7 +38,7 @@ def encode(image: Image.Image, fmt: str, **options) -> bytes:
 )
 def test_formats_decode_to_the_same_pixels(fmt, options, tolerance):
     data = encode(Image.fromarray(NOISY), fmt, **options)
-    pixels = image_to_input(data, None, LIMITS)
+    pixels = image_to_input(data, None, LIMITS, TARGET)
     assert pixels.shape == (28, 28) and pixels.dtype == np.float32
     assert np.abs(pixels - NOISY).mean() <= tolerance + 1e-6
 
@@ -68,7 +69,7 @@ def rgba_photo(alpha_background: int) -> Image.Image:
 def test_modes_become_the_same_grayscale(make_image):
     image = make_image()
     fmt = "TIFF" if image.mode in ("CMYK", "I", "1") else "PNG"
-    pixels = image_to_input(encode(image, fmt), None, LIMITS)
+    pixels = image_to_input(encode(image, fmt), None, LIMITS, TARGET)
     expected = (CLEAN > 0) * 255.0 if image.mode == "1" else CLEAN
     np.testing.assert_allclose(pixels, expected, atol=1.0)
 
@@ -77,18 +78,18 @@ def test_sixteen_bit_png_is_scaled_to_eight_bit_range():
     image = Image.fromarray(CLEAN.astype(np.uint16) * 257)
     data = encode(image, "PNG")
     assert Image.open(io.BytesIO(data)).mode.startswith("I")
-    assert image_to_input(data, None, LIMITS).max() == pytest.approx(200, abs=0.5)
+    assert image_to_input(data, None, LIMITS, TARGET).max() == pytest.approx(200, abs=0.5)
 
 
 def test_transparency_is_composited_as_white_paper_then_inverted():
-    pixels = image_to_input(encode(rgba_photo(alpha_background=0), "PNG"), None, LIMITS)
+    pixels = image_to_input(encode(rgba_photo(alpha_background=0), "PNG"), None, LIMITS, TARGET)
     np.testing.assert_allclose(pixels, CLEAN, atol=1.0)  # light garment on black, like training
 
 
 def test_palette_transparency_is_composited_too():
     photo = rgba_photo(alpha_background=0).convert("RGB").convert("P")
     photo.info["transparency"] = photo.getpixel((0, 0))  # the background's palette index
-    pixels = image_to_input(encode(photo, "GIF", transparency=photo.getpixel((0, 0))), None, LIMITS)
+    pixels = image_to_input(encode(photo, "GIF", transparency=photo.getpixel((0, 0))), None, LIMITS, TARGET)
     assert pixels[0, 0] == 0 and pixels[9, 10] > 150  # background black, garment light
 
 
@@ -97,24 +98,24 @@ def test_exif_orientation_is_honoured():
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
     for fmt, options in (("JPEG", {"quality": 100}), ("PNG", {}), ("TIFF", {})):
-        pixels = image_to_input(encode(stored, fmt, exif=exif, **options), None, LIMITS)
+        pixels = image_to_input(encode(stored, fmt, exif=exif, **options), None, LIMITS, TARGET)
         assert np.abs(pixels - NOISY).mean() < 3, fmt
 
 
 def test_a_light_background_is_inverted_automatically_and_overridable():
     photo = 255 - CLEAN  # a product photo: dark garment on white
     data = encode(Image.fromarray(photo), "PNG")
-    np.testing.assert_array_equal(image_to_input(data, None, LIMITS), CLEAN)
-    np.testing.assert_array_equal(image_to_input(data, False, LIMITS), photo)
+    np.testing.assert_array_equal(image_to_input(data, None, LIMITS, TARGET), CLEAN)
+    np.testing.assert_array_equal(image_to_input(data, False, LIMITS, TARGET), photo)
     dark = encode(Image.fromarray(CLEAN), "PNG")
-    np.testing.assert_array_equal(image_to_input(dark, None, LIMITS), CLEAN)  # already the convention
-    np.testing.assert_array_equal(image_to_input(dark, True, LIMITS), 255 - CLEAN)
+    np.testing.assert_array_equal(image_to_input(dark, None, LIMITS, TARGET), CLEAN)  # already the convention
+    np.testing.assert_array_equal(image_to_input(dark, True, LIMITS, TARGET), 255 - CLEAN)
 
 
 def test_non_square_images_are_fitted_without_distortion():
     wide = np.zeros((60, 120), dtype=np.uint8)
     wide[10:50, 40:80] = 255  # a 40x40 square in a 2:1 picture
-    pixels = image_to_input(encode(Image.fromarray(wide), "PNG"), None, LIMITS)
+    pixels = image_to_input(encode(Image.fromarray(wide), "PNG"), None, LIMITS, TARGET)
     rows, columns = np.nonzero(pixels > 128)
     height, width = np.ptp(rows) + 1, np.ptp(columns) + 1
     assert abs(height - width) <= 1  # still a square
@@ -125,7 +126,7 @@ def test_non_square_images_are_fitted_without_distortion():
 def test_large_photos_are_reduced_to_28x28():
     photo = np.full((900, 600, 3), 250, dtype=np.uint8)
     photo[100:800, 150:450] = 30  # a dark garment on white
-    pixels = image_to_input(encode(Image.fromarray(photo), "JPEG", quality=90), None, LIMITS)
+    pixels = image_to_input(encode(Image.fromarray(photo), "JPEG", quality=90), None, LIMITS, TARGET)
     assert pixels.shape == (28, 28)
     assert pixels[14, 14] > 180 and pixels[14, 1] < 30  # inverted: light garment, black margin
 
@@ -144,15 +145,15 @@ def png_header_claiming(width: int, height: int) -> bytes:
 @pytest.mark.parametrize("width, height", [(100_000, 100_000), (8_000, 6_000)])
 def test_decompression_bombs_are_refused_before_decoding(width, height):
     with pytest.raises(InputError) as caught:
-        image_to_input(png_header_claiming(width, height), None, Limits(max_pixels=40_000_000))
+        image_to_input(png_header_claiming(width, height), None, Limits(max_pixels=40_000_000), TARGET)
     assert caught.value.status == 413 and caught.value.code == "image_too_large"
 
 
 def test_the_pixel_limit_is_configurable():
     data = encode(Image.fromarray(np.zeros((100, 100), dtype=np.uint8)), "PNG")
     with pytest.raises(InputError, match="10000 pixels; the limit is 9999"):
-        image_to_input(data, None, Limits(max_pixels=9_999))
-    assert image_to_input(data, None, Limits(max_pixels=10_000)).shape == (28, 28)
+        image_to_input(data, None, Limits(max_pixels=9_999), TARGET)
+    assert image_to_input(data, None, Limits(max_pixels=10_000), TARGET).shape == (28, 28)
 
 
 @pytest.mark.parametrize(
@@ -167,13 +168,13 @@ def test_the_pixel_limit_is_configurable():
 )
 def test_broken_images_are_client_errors(data, code):
     with pytest.raises(InputError) as caught:
-        image_to_input(data, None, LIMITS)
+        image_to_input(data, None, LIMITS, TARGET)
     assert caught.value.status == 400 and caught.value.code == code
 
 
 def test_pixel_arrays_square_or_flat():
-    np.testing.assert_array_equal(array_to_input(NOISY.tolist(), None), NOISY)
-    np.testing.assert_array_equal(array_to_input(NOISY.reshape(-1).tolist(), None), NOISY)
+    np.testing.assert_array_equal(array_to_input(NOISY.tolist(), None, TARGET), NOISY)
+    np.testing.assert_array_equal(array_to_input(NOISY.reshape(-1).tolist(), None, TARGET), NOISY)
 
 
 @pytest.mark.parametrize(
@@ -190,5 +191,16 @@ def test_pixel_arrays_square_or_flat():
 )
 def test_bad_pixel_arrays(values, status, code):
     with pytest.raises(InputError) as caught:
-        array_to_input(values, None)
+        array_to_input(values, None, TARGET)
     assert (caught.value.status, caught.value.code) == (status, code)
+
+
+def test_the_models_declared_side_and_range_are_followed():
+    unit_range = Target(side=14, value_range=(0.0, 1.0))  # a model that takes 14x14 pixels in 0-1
+    pixels = image_to_input(encode(Image.fromarray(CLEAN), "PNG"), None, LIMITS, unit_range)
+    assert pixels.shape == (14, 14) and pixels.min() >= 0.0 and 0.5 < pixels.max() <= 1.0
+    np.testing.assert_allclose(
+        array_to_input((CLEAN[::2, ::2] / 255.0).tolist(), None, unit_range), CLEAN[::2, ::2] / 255.0, atol=1e-6
+    )
+    with pytest.raises(InputError, match="0-1"):
+        array_to_input(CLEAN[::2, ::2].tolist(), None, unit_range)
