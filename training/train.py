@@ -104,7 +104,7 @@ def fit(
             loss_sum += batch_loss
             correct += batch_correct
             if config.weight_decay:
-                # sgd divides by the batch size; the penalty is per example
+                # d/dW of (weight_decay / 2) * ||W||^2 added to the mean loss; sgd divides by the batch size
                 net.W.grad.add_(net.W.detach(), alpha=config.weight_decay * len(batch))
             lr = _learning_rate(config, epoch * steps_per_epoch + step, total_steps)
             sgd(net.params, lr, len(batch))
