@@ -25,6 +25,7 @@ import torch
 from training import plots
 from training.data import Split
 from training.model import SoftmaxRegression, softmax
+from training.train import accuracy_on
 
 MODEL_NAME = "fashion-softmax"
 INPUT_NAME = "image"  # float32 (N, 1, 28, 28), pixel values 0-255
@@ -90,7 +91,8 @@ def export(
         np.savez(staging / "weights.npz", W=graph.W.numpy(), b=graph.b.numpy())
         confusion = _confusion(test_split.labels.numpy(), test_predictions, len(labels))
         _draw(summary, test_split, test_predictions, confusion, labels, staging)
-        manifest = _manifest(model_path, version, created, labels, summary, confusion, _accuracy(graph, train_split))
+        train_accuracy = accuracy_on(net, train_split, net.W.device)
+        manifest = _manifest(model_path, version, created, labels, summary, confusion, train_accuracy)
         (staging / "model.json").write_text(json.dumps(manifest, indent=2) + "\n")
         _publish(staging, out_dir)
         return manifest
@@ -139,12 +141,6 @@ def _verify(model_path: Path, graph: OnnxGraph, split: Split) -> np.ndarray:
     if mismatched:
         raise ExportError(f"onnxruntime and torch disagree on the class of {mismatched} test images")
     return predictions
-
-
-def _accuracy(graph: OnnxGraph, split: Split) -> float:
-    with torch.no_grad():
-        predictions = graph(split.images.float().unsqueeze(1)).argmax(dim=1)
-    return float((predictions == split.labels).float().mean())
 
 
 def _confusion(truth: np.ndarray, predictions: np.ndarray, classes: int) -> np.ndarray:

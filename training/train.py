@@ -123,14 +123,8 @@ def fit(
     return result
 
 
-def predict(net: SoftmaxRegression, split: Split, device: torch.device) -> torch.Tensor:
-    """Predicted class ids (N,) for a split, on the CPU."""
-    X, _ = to_device(split, device)
-    with torch.no_grad():
-        return net.logits(X).argmax(dim=1).cpu()
-
-
 def accuracy_on(net: SoftmaxRegression, split: Split, device: torch.device) -> float:
+    """Fraction of a split's images that `net` classifies correctly."""
     X, y = to_device(split, device)
     with torch.no_grad():
         return correct_count(net.logits(X), y).item() / len(y)
