@@ -48,6 +48,8 @@ class Predictor:
         manifest_path = model_dir / "model.json"
         try:
             manifest = json.loads(manifest_path.read_text())
+            if not isinstance(manifest, dict):
+                raise ValueError("model.json is not a JSON object")
             model_path = model_dir / manifest.get("model_file", "model.onnx")
             model_bytes = model_path.read_bytes()
         except FileNotFoundError as error:

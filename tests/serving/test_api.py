@@ -126,6 +126,13 @@ def test_a_model_that_does_not_match_its_manifest_is_refused(copy_model):
         create_app({"MODEL_DIR": str(copy_model)})
 
 
+@pytest.mark.parametrize("content", ["{not json", "[1, 2, 3]"])
+def test_a_corrupt_manifest_is_refused(copy_model, content):
+    (copy_model / "model.json").write_text(content)
+    with pytest.raises(ModelLoadError, match="cannot read the model"):
+        create_app({"MODEL_DIR": str(copy_model)})
+
+
 def test_a_corrupt_model_is_refused(copy_model):
     manifest = json.loads((copy_model / "model.json").read_text())
     garbage = b"not an onnx file"
