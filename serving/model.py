@@ -25,10 +25,9 @@ class ModelLoadError(Exception):
 class Predictor:
     """One onnxruntime session and what the manifest says about it."""
 
-    def __init__(self, session: onnxruntime.InferenceSession, manifest: dict, model_dir: Path):
+    def __init__(self, session: onnxruntime.InferenceSession, manifest: dict):
         self.session = session
         self.manifest = manifest
-        self.model_dir = model_dir
         props = session.get_modelmeta().custom_metadata_map
         self.labels: tuple[str, ...] = tuple(json.loads(props["labels"]))
         self.version: str = props["model_version"]
@@ -63,7 +62,7 @@ class Predictor:
         options.inter_op_num_threads = 1
         try:
             session = onnxruntime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-            return cls(session, manifest, model_dir)
+            return cls(session, manifest)
         except Exception as error:  # onnxruntime raises its own exception types for bad graphs
             raise ModelLoadError(f"{model_path} is not a usable model ({error}): {REMEDY}") from error
 

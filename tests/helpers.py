@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -18,6 +20,15 @@ def skip_or_fail(reason: str):
     if IN_CI:
         pytest.fail(f"required under CI: {reason}")
     pytest.skip(reason)
+
+
+def encode(image: Image.Image | np.ndarray, fmt: str, **options) -> bytes:
+    """An image (or uint8 pixels) as the bytes of an image file in `fmt` ("PNG", "JPEG", ...)."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

@@ -9,10 +9,9 @@ import json
 import numpy as np
 import onnxruntime
 import pytest
-from PIL import Image
 
 from serving import ModelLoadError, create_app
-from tests.helpers import garment
+from tests.helpers import encode, garment
 from training.data import LABELS
 
 RNG = np.random.default_rng(7)
@@ -20,9 +19,7 @@ GARMENTS = {label: garment(label, RNG) for label in range(10)}
 
 
 def png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
+    return encode(pixels, "PNG")
 
 
 def model_probabilities(model_dir, pixels: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ import pytest
 import requests
 from PIL import Image
 
+from tests.helpers import encode
 from tests.serving.test_api import BAD_REQUESTS
 
 pytestmark = pytest.mark.dataset
@@ -77,12 +78,6 @@ def server(real_model, tmp_path_factory):
         process.wait(timeout=30)
 
 
-def encode(pixels: np.ndarray, fmt: str) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
-    return buffer.getvalue()
-
-
 def reference(model_dir: Path, images: list[bytes]) -> np.ndarray:
     """The model's own probabilities on the pixels these files decode to."""
     pixels = np.stack([np.asarray(Image.open(io.BytesIO(data)).convert("L"), dtype=np.float32) for data in images])
@@ -99,7 +94,7 @@ def test_raw_multipart_and_json_agree_with_the_model(server, real_model):
     url, _, _ = server
     model_dir, images = real_model
     pngs = [encode(image, "PNG") for image in images[:8]]
-    jpegs = [encode(image, "JPEG") for image in images[8:16]]
+    jpegs = [encode(image, "JPEG", quality=90) for image in images[8:16]]
 
     for data, content_type in ((pngs[0], "image/png"), (jpegs[0], "image/jpeg")):
         response = requests.post(f"{url}/predict", data=data, headers={"Content-Type": content_type}, timeout=10)

@@ -11,18 +11,12 @@ import pytest
 from PIL import Image
 
 from serving.preprocess import InputError, Limits, Target, array_to_input, image_to_input
-from tests.helpers import garment
+from tests.helpers import encode, garment
 
 LIMITS = Limits()
 TARGET = Target()  # 28x28, 0-255: what the exported model declares
 CLEAN = garment(3, np.random.default_rng(0), noise=0)  # a band of 200 on exact black
 NOISY = garment(6, np.random.default_rng(1))  # background noise 0-39
-
-
-def encode(image: Image.Image, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
 
 
 @pytest.mark.parametrize(
