@@ -12,8 +12,9 @@ from flask import Flask
 from serving.api import bp
 from serving.errors import register_error_handlers
 from serving.metrics import Metrics
-from serving.model import ModelLoadError, Predictor
+from serving.model import ModelLoadError
 from serving.preprocess import Limits
+from serving.reload import LiveModel, reload_on_sighup
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ DEFAULTS = {
     "MAX_BATCH": 256,  # images per request (413 above)
     "MAX_IMAGE_PIXELS": 40_000_000,  # width x height of one image, checked before decoding (413 above)
     "ORT_THREADS": 1,  # onnxruntime threads per worker process
+    "MODEL_RELOAD_INTERVAL": 2.0,  # seconds between checks for a newly published model; 0: never reload
 }
 
 
@@ -36,16 +38,21 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_prefixed_env("FASHION_SOFTMAX")
     app.config.update(config or {})
 
+    app.extensions["metrics"] = metrics = Metrics()
+    metrics.install(app)
+    live = LiveModel(app.config["MODEL_DIR"], app.config["ORT_THREADS"], on_reload=metrics.count_reload)
+    app.extensions["model"] = live
     try:
-        app.extensions["predictor"] = Predictor.load(app.config["MODEL_DIR"], threads=app.config["ORT_THREADS"])
+        live.load()
     except ModelLoadError as error:
         if app.config["MODEL_REQUIRED"]:
             raise
         log.warning("starting without a model: %s", error)
         app.extensions["model_error"] = str(error)
+    if app.config["MODEL_RELOAD_INTERVAL"] > 0:
+        live.watch(app.config["MODEL_RELOAD_INTERVAL"])
+        reload_on_sighup(live)
     app.extensions["limits"] = Limits(max_pixels=app.config["MAX_IMAGE_PIXELS"])
-    app.extensions["metrics"] = metrics = Metrics()
-    metrics.install(app)
     register_error_handlers(app)
     app.register_blueprint(bp)
     return app

@@ -11,7 +11,7 @@ import binascii
 import json
 
 import numpy as np
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from serving.errors import ApiError
@@ -39,7 +39,7 @@ def health():
 
 @bp.get("/ready")
 def ready():
-    predictor = current_app.extensions.get("predictor")
+    predictor = current_app.extensions["model"].predictor
     if predictor is None:
         return jsonify(status="not ready", reason=current_app.extensions.get("model_error")), 503
     return jsonify(status="ready", model={"name": predictor.name, "version": predictor.version})
@@ -47,7 +47,7 @@ def ready():
 
 @bp.get("/metadata")
 def metadata():
-    return jsonify(_predictor().metadata())
+    return jsonify({**_predictor().metadata(), "reload": current_app.extensions["model"].status()})
 
 
 @bp.get("/metrics")
@@ -57,10 +57,21 @@ def metrics():
 
 
 def _predictor():
-    predictor = current_app.extensions.get("predictor")
+    """The model that answers this request, read once: a reload swaps in a new one for later requests."""
+    predictor = current_app.extensions["model"].predictor
     if predictor is None:
         raise ApiError(503, "model_not_loaded", f"no model loaded: {current_app.extensions.get('model_error')}")
+    g.model_version = predictor.version
     return predictor
+
+
+@bp.after_app_request
+def name_the_model_version(response):
+    """Every answer a model produced names its version (X-Model-Version), the body does too."""
+    version = g.get("model_version")
+    if version is not None:
+        response.headers["X-Model-Version"] = version
+    return response
 
 
 def _invert_parameter() -> bool | None:

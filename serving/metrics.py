@@ -29,6 +29,13 @@ class Metrics:
             registry=self.registry,
         )
         self.images = Counter("fashion_softmax_images_predicted", "Images classified", registry=self.registry)
+        self.reloads = Counter(
+            "fashion_softmax_model_reloads", "New models tried, per worker", ["result"], registry=self.registry
+        )
+
+    def count_reload(self, result: str) -> None:
+        """result: "ok" (swapped in) or "failed" (refused, the old model kept serving)."""
+        self.reloads.labels(result).inc()
 
     def install(self, app: Flask) -> None:
         app.before_request(self._start)

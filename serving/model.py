@@ -62,9 +62,36 @@ class Predictor:
         options.inter_op_num_threads = 1
         try:
             session = onnxruntime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-            return cls(session, manifest)
+            predictor = cls(session, manifest)
+            predictor.smoke_test()
         except Exception as error:  # onnxruntime raises its own exception types for bad graphs
             raise ModelLoadError(f"{model_path} is not a usable model ({error}): {REMEDY}") from error
+        return predictor
+
+    def smoke_test(self) -> None:
+        """One inference on two blank images: (2, labels) finite probabilities whose rows sum to 1."""
+        blank = np.full((2, 1, self.target.side, self.target.side), self.target.value_range[0], dtype=np.float32)
+        probabilities = self.predict(blank)
+        if probabilities.shape != (2, len(self.labels)):
+            raise ValueError(f"a batch of 2 gave output shape {probabilities.shape}, not (2, {len(self.labels)})")
+        if not (np.isfinite(probabilities).all() and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-3)):
+            raise ValueError("the output rows are not probabilities (finite, summing to 1)")
+
+    def check_compatible(self, served: Predictor) -> None:
+        """A replacement must take and give what `served` does: same input, output and labels."""
+        differences = [
+            f"{what} {new!r} instead of {old!r}"
+            for what, new, old in (
+                ("input", (self.input_name, self.target), (served.input_name, served.target)),
+                ("output", self.output_name, served.output_name),
+                ("labels", self.labels, served.labels),
+            )
+            if new != old
+        ]
+        if differences:
+            raise ModelLoadError(
+                f"{self.name} {self.version} is not compatible with the served model: " + "; ".join(differences)
+            )
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """(N, 1, side, side) float32 pixels -> (N, 10) float32 probabilities."""

@@ -53,6 +53,19 @@ def start_gunicorn(model_dir: Path, port: int, log: Path) -> subprocess.Popen:
         )
 
 
+def wait_until_ready(url: str, process: subprocess.Popen, log: Path, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/ready", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        assert process.poll() is None, log.read_text()
+        time.sleep(0.2)
+    pytest.fail(f"server not ready in {seconds} s:\n{log.read_text()}")
+
+
 @pytest.fixture(scope="module")
 def server(real_model, tmp_path_factory):
     model_dir, _ = real_model
@@ -61,17 +74,7 @@ def server(real_model, tmp_path_factory):
     process = start_gunicorn(model_dir, port, log)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert process.poll() is None, log.read_text()
-            time.sleep(0.2)
-        else:
-            pytest.fail(f"gunicorn not ready in 60 s:\n{log.read_text()}")
+        wait_until_ready(url, process, log)
         yield url, process, log
     finally:
         process.terminate()
