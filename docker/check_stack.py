@@ -4,12 +4,14 @@
 
 Posts real Fashion-MNIST test images to the published port and checks the
 predictions (accuracy, and agreement with the deployed model.onnx run locally),
-then bad input (4xx JSON), /ready and /metrics. Exits non-zero on the first failure.
+then bad input (4xx JSON), /ready, and /metrics summed over the api replicas (read with
+`docker compose exec`: the replicas are not published). Exits non-zero on the first failure.
 """
 
 from __future__ import annotations
 
 import io
+import subprocess
 import sys
 
 import numpy as np
@@ -33,6 +35,10 @@ def check(condition: bool, message: str) -> None:
     if not condition:
         sys.exit(f"compose-test: FAILED: {message}")
     print(f"compose-test: ok: {message}")
+
+
+def compose(*args: str) -> str:
+    return subprocess.run(["docker", "compose", *args], capture_output=True, text=True, check=True).stdout
 
 
 def main(url: str, model_path: str) -> None:
@@ -67,9 +73,15 @@ def main(url: str, model_path: str) -> None:
             f"bad input ({content_type}) gets {status} with a JSON error: {response.json()['error']['code']}",
         )
 
-    metrics = requests.get(f"{url}/metrics", timeout=5).text
-    (line,) = [line for line in metrics.splitlines() if line.startswith("fashion_softmax_images_predicted_total")]
-    check(float(line.split()[-1]) >= IMAGES + 1, f"/metrics counts the images predicted ({line})")
+    # Behind the proxy, each api replica counts its own requests (Prometheus scrapes every replica):
+    # read each replica's /metrics from inside its container and add them up.
+    replicas = compose("ps", "-q", "api").split()
+    scrape = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/metrics').read().decode())"
+    metrics = "".join(compose("exec", "-T", "--index", str(i), "api", "python", "-c", scrape)
+                      for i in range(1, len(replicas) + 1))  # fmt: skip
+    predicted = sum(float(line.split()[-1]) for line in metrics.splitlines()
+                    if line.startswith("fashion_softmax_images_predicted_total"))  # fmt: skip
+    check(predicted >= IMAGES + 1, f"/metrics of the {len(replicas)} replicas count {predicted:.0f} images predicted")
     check('status="415"' in metrics, "/metrics counts requests by status")
 
 

@@ -20,26 +20,58 @@ cleanup() {
   exit "$status"
 }
 trap cleanup EXIT
+ok() { echo "compose-test: ok: $*"; }
+fail() { echo "compose-test: FAILED: $*"; exit 1; }
 
 docker compose config -q
-echo "compose-test: ok: docker compose config"
+ok "docker compose config"
 started=$(date +%s)
 docker compose up -d --build --wait --wait-timeout 900
-echo "compose-test: ok: up --wait in $(( $(date +%s) - started )) s; api on 127.0.0.1:$API_PORT"
+ok "up --wait in $(( $(date +%s) - started )) s; proxy on 127.0.0.1:$API_PORT"
 
-[ "$(docker compose ps --status exited --format '{{.Service}}' train)" = train ] || { echo "train did not exit"; exit 1; }
-[ "$(docker inspect --format '{{.State.Health.Status}}' "$(docker compose ps -q api)")" = healthy ]
-echo "compose-test: ok: train completed, api healthy"
-[ "$(docker compose exec -T api id -u)" != 0 ] && echo "compose-test: ok: api runs as a non-root user"
-if docker compose exec -T api touch /artifacts/probe 2>/dev/null; then
-  echo "compose-test: FAILED: artifacts are writable from the api"; exit 1
-fi
-echo "compose-test: ok: artifacts are mounted read-only"
-if docker compose exec -T api python -c 'import torch' 2>/dev/null; then
-  echo "compose-test: FAILED: torch is importable in the serving image"; exit 1
-fi
-echo "compose-test: ok: no torch in the serving image"
+[ "$(docker compose ps --status exited --format '{{.Service}}' train)" = train ] || fail "train did not exit"
+replicas=$(docker compose ps -q api | wc -l)
+[ "$replicas" -eq 2 ] || fail "$replicas api replicas instead of 2"
+for container in $(docker compose ps -q api proxy); do
+  [ "$(docker inspect --format '{{.State.Health.Status}}' "$container")" = healthy ] || fail "$container unhealthy"
+done
+ok "train completed; 2 api replicas and the proxy healthy"
+for container in $(docker compose ps -q api); do
+  [ "$(docker inspect --format '{{json .NetworkSettings.Ports}}' "$container")" = '{"8000/tcp":null}' ] \
+    || fail "an api replica publishes a port of its own"
+done
+ok "only the proxy publishes a port"
+
+# Hardening: every container (the exited train one too) read-only, no capabilities, no privilege gain,
+# a pids limit, a tmpfs at /tmp; the running ones as non-root users.
+for container in $(docker compose ps -a -q train api proxy); do
+  settings=$(docker inspect --format \
+    '{{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}} {{.HostConfig.SecurityOpt}} {{.HostConfig.PidsLimit}} {{index .HostConfig.Tmpfs "/tmp"}}' \
+    "$container")
+  name=$(docker inspect --format '{{.Name}}' "$container")
+  [[ "$settings" == "true [ALL] [no-new-privileges:true] "[1-9]* ]] || fail "$name is not hardened: $settings"
+  ok "$name: read-only root, capabilities dropped, no-new-privileges, pids limit, tmpfs /tmp ($settings)"
+done
+for service in api proxy; do
+  [ "$(docker compose exec -T "$service" id -u)" != 0 ] || fail "$service runs as root"
+  [ "$(docker compose exec -T "$service" sh -c 'grep CapEff /proc/1/status | cut -f2')" = 0000000000000000 ] \
+    || fail "$service has effective capabilities"
+  docker compose exec -T "$service" touch /probe 2>/dev/null && fail "$service can write its root filesystem"
+done
+ok "api and proxy run as non-root users with no capabilities and cannot write their root filesystems"
+docker compose exec -T api sh -c 'ls /tmp/metrics/*.db' >/dev/null || fail "no metrics files in the api's tmpfs"
+ok "the api keeps its metrics samples in its tmpfs"
+docker compose exec -T api touch /artifacts/probe 2>/dev/null && fail "artifacts are writable from the api"
+ok "artifacts are mounted read-only"
+docker compose exec -T api python -c 'import torch' 2>/dev/null && fail "torch is importable in the serving image"
+ok "no torch in the serving image"
+found=$(docker compose exec -T api sh -c \
+  'for tool in pip pip3 apt apt-get dpkg gcc cc c++ make; do command -v "$tool"; done; python -c "import pip" 2>/dev/null && echo pip-module' \
+  || true)
+[ -z "$found" ] || fail "the serving image has a package manager or compiler: $found"
+ok "no package manager or compiler in the serving image"
 
 docker compose cp api:/artifacts/model.onnx "$workdir/model.onnx"
 "$PYTHON" docker/check_stack.py "http://127.0.0.1:$API_PORT" "$workdir/model.onnx"
+PYTHONPATH=. "$PYTHON" docker/check_resilience.py "http://127.0.0.1:$API_PORT"
 echo "compose-test: all checks passed"

@@ -1,4 +1,5 @@
-# The serving image: onnxruntime, Flask, Pillow, NumPy, gunicorn, prometheus-client. No torch.
+# The serving image: onnxruntime, Flask, Pillow, NumPy, the WSGI server, prometheus-client. No torch,
+# no package manager, no compiler; compose runs it with a read-only root and /tmp on a tmpfs.
 FROM python:3.11-slim AS build
 
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -24,12 +25,15 @@ ENV PATH=/opt/venv/bin:$PATH \
     FASHION_SOFTMAX_MODEL_DIR=/artifacts \
     PROMETHEUS_MULTIPROC_DIR=/tmp/metrics
 
+# No package manager and no compiler in the running image: the base image's pip and Debian's
+# apt and dpkg go (nothing is installed at run time; the venv above has everything).
+RUN useradd --no-create-home --uid 10002 server \
+ && python -m pip uninstall --quiet --yes pip setuptools wheel \
+ && dpkg --purge --force-remove-essential --force-depends apt dpkg >/dev/null \
+ && rm -rf /var/lib/dpkg /var/lib/apt /var/cache/apt /etc/apt
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY serving/ serving/
-RUN useradd --no-create-home --uid 10002 server \
- && mkdir -p /tmp/metrics \
- && chown server:server /tmp/metrics
 USER 10002:10002
 
 EXPOSE 8000

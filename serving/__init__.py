@@ -26,6 +26,7 @@ DEFAULTS = {
     "MAX_IMAGE_PIXELS": 40_000_000,  # width x height of one image, checked before decoding (413 above)
     "ORT_THREADS": 1,  # onnxruntime threads per worker process
     "MODEL_RELOAD_INTERVAL": 2.0,  # seconds between checks for a newly published model; 0: never reload
+    "LOG_LEVEL": "INFO",  # of the `serving` loggers: reloads, request ids (WARNING: refusals only)
 }
 
 
@@ -37,6 +38,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("FASHION_SOFTMAX")
     app.config.update(config or {})
+    app.logger.setLevel(app.config["LOG_LEVEL"])  # app.logger is the `serving` logger, with Flask's handler
 
     app.extensions["metrics"] = metrics = Metrics()
     metrics.install(app)

@@ -33,7 +33,9 @@ def on_starting(server):
     """Fail fast, in one line, if there is no usable model; clear samples of an earlier run."""
     from serving.model import ModelLoadError, Predictor
 
-    for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+    metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    metrics_dir.mkdir(parents=True, exist_ok=True)  # /tmp may be a fresh tmpfs (read-only containers)
+    for stale in metrics_dir.glob("*.db"):
         stale.unlink()
     model_dir = os.environ.get("FASHION_SOFTMAX_MODEL_DIR", "artifacts")
     try:

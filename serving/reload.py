@@ -65,7 +65,7 @@ class LiveModel:
                 return "failed"
             previous = self.predictor.version if self.predictor else "none"
             self._install(candidate)
-            log.warning("model reloaded: version %s replaces %s", candidate.version, previous)
+            log.info("model reloaded: version %s replaces %s", candidate.version, previous)
             self.on_reload("ok")
             return "ok"
 

@@ -124,3 +124,9 @@ def test_a_service_started_without_a_model_becomes_ready_when_one_is_published(t
     publish_model(tmp_path, seed=7)
     assert app.extensions["model"].check() == "ok"
     assert client.get("/ready").status_code == 200
+
+
+def test_a_request_id_from_the_proxy_is_logged(client, caplog):
+    with caplog.at_level("INFO", logger="serving"):
+        client.post("/predict", data=png(GARMENTS[1]), content_type="image/png", headers={"X-Request-ID": "r-42"})
+    assert any("r-42" in record.getMessage() and "/predict -> 200" in record.getMessage() for record in caplog.records)
