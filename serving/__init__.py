@@ -14,6 +14,7 @@ from serving.errors import register_error_handlers
 from serving.metrics import Metrics
 from serving.model import ModelLoadError, Predictor
 from serving.preprocess import Limits
+from serving.v2 import bp as v2_bp
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,6 @@ DEFAULTS = {
     "MODEL_DIR": "artifacts",  # where model.onnx and model.json are
     "MODEL_REQUIRED": True,  # False: start without a model, /ready answers 503 (debugging only)
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,  # request body limit, bytes (413 above)
-    "MAX_BATCH": 256,  # images per request (413 above)
     "MAX_IMAGE_PIXELS": 40_000_000,  # width x height of one image, checked before decoding (413 above)
     "ORT_THREADS": 1,  # onnxruntime threads per worker process
 }
@@ -43,11 +43,14 @@ def create_app(config: dict | None = None) -> Flask:
             raise
         log.warning("starting without a model: %s", error)
         app.extensions["model_error"] = str(error)
+    if "MAX_BATCH" not in app.config and "predictor" in app.extensions:  # images per request (413 above)
+        app.config["MAX_BATCH"] = app.extensions["predictor"].max_batch  # the artifact's, unless configured
     app.extensions["limits"] = Limits(max_pixels=app.config["MAX_IMAGE_PIXELS"])
     app.extensions["metrics"] = metrics = Metrics()
     metrics.install(app)
     register_error_handlers(app)
     app.register_blueprint(bp)
+    app.register_blueprint(v2_bp)
     return app
 
 
