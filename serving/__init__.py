@@ -13,6 +13,7 @@ from serving.api import bp
 from serving.errors import register_error_handlers
 from serving.metrics import Metrics
 from serving.model import ModelLoadError, Predictor
+from serving.openapi import bp as openapi_bp
 from serving.preprocess import Limits
 from serving.v2 import bp as v2_bp
 
@@ -51,6 +52,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_error_handlers(app)
     app.register_blueprint(bp)
     app.register_blueprint(v2_bp)
+    app.register_blueprint(openapi_bp)
     return app
 
 
