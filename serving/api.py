@@ -131,7 +131,7 @@ def _multipart_files(body: bytes, boundary: str | None) -> list[bytes]:
 def _json_instances(body: bytes) -> list:
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:  # RecursionError: [[[[... nested too deep
         raise ApiError(400, "bad_json", f"the body is not valid JSON: {error}") from error
     if not isinstance(document, dict) or not isinstance(document.get("instances"), list):
         raise ApiError(400, "bad_json", 'expected {"instances": [...]}, each {"b64": "..."} or a 28x28 pixel array')

@@ -87,6 +87,8 @@ def infer(name: str, version: str | None = None):
 
     response = {"model_name": predictor.name, "model_version": str(predictor.repository_version)}
     if "id" in header:
+        if not isinstance(header["id"], str):
+            raise ApiError(400, "bad_id", f'"id" must be a string, not {header["id"]!r}')
         response["id"] = header["id"]
     response["outputs"], raw = [], []
     binary_default = parameters.get("binary_data_output", False) is True

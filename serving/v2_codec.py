@@ -62,7 +62,7 @@ def split_body(body: bytes, header_length: str | None) -> tuple[dict, memoryview
             raise TensorError(f"Inference-Header-Content-Length is {size} but the body has {len(body)} bytes")
     try:
         header = json.loads(body[:size])
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:  # RecursionError: [[[[... nested too deep
         raise TensorError(f"the inference request is not valid JSON: {error}") from error
     if not isinstance(header, dict):
         raise TensorError("the inference request must be a JSON object")
@@ -109,6 +109,8 @@ def _from_binary(name: str, datatype: str, data: memoryview, count: int) -> np.n
                 raise TensorError(f"input {name!r}: a BYTES element of {length} bytes runs past the data")
             elements.append(bytes(data[position : position + length]))
             position += length
+            if len(elements) > count:  # stop early: millions of empty elements would take seconds
+                raise TensorError(f"input {name!r}: more than the {count} elements the shape has")
         array = np.empty(len(elements), dtype=object)
         array[:] = elements
     else:

@@ -159,11 +159,16 @@ def test_versions_are_the_repositorys(client, model_dir):
         assert response.status_code == 404 and isinstance(response.get_json()["error"], str)
 
 
-def image_tensor(shape, data, datatype="FP32") -> bytes:
-    return json.dumps({"inputs": [{"name": "image", "datatype": datatype, "shape": shape, "data": data}]}).encode()
+def image_tensor(shape, data, datatype="FP32", **request) -> bytes:
+    tensor = {"name": "image", "datatype": datatype, "shape": shape, "data": data}
+    return json.dumps({"inputs": [tensor], **request}).encode()
 
 
 ZEROS = [0.0] * 784
+TOP_0 = {"name": "probabilities", "parameters": {"classification": 0}}
+BYTES_3 = (  # shape [1], then three empty elements
+    b'{"inputs": [{"name": "image_bytes", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": 12}}]}'
+)
 SHORT_BINARY = (  # says 3136 bytes of binary data follow; 100 do
     b'{"inputs": [{"name": "image", "datatype": "FP32", "shape": [1, 1, 28, 28], '
     b'"parameters": {"binary_data_size": 3136}}]}'
@@ -182,13 +187,15 @@ BAD_V2 = {
                       {}, 400, "unknown input 'x'"),
     "no-inputs": ("POST", INFER, b'{"inputs": []}', {}, 400, "must list one tensor"),
     "not-json": ("POST", INFER, b"{nope", {}, 400, "not valid JSON"),
+    "nested-too-deep": ("POST", INFER, b"[" * 60_000, {}, 400, "not valid JSON"),
+    "id-not-a-string": ("POST", INFER, image_tensor([1, 1, 28, 28], ZEROS, id=5), {}, 400, '"id" must be a string'),
+    "more-bytes-elements": ("POST", INFER, BYTES_3 + b"\0" * 12, {"Inference-Header-Content-Length": str(len(BYTES_3))},
+                            400, "more than the 1 elements"),
     "empty-batch": ("POST", INFER, image_tensor([0, 1, 28, 28], []), {}, 400, "batch size 0"),
-    "unknown-output": ("POST", INFER, b'{"inputs": [{"name": "image", "datatype": "FP32", "shape": [1, 1, 28, 28], '
-                       b'"data": [' + b",".join([b"0"] * 784) + b']}], "outputs": [{"name": "logits"}]}',
-                       {}, 400, "unknown output 'logits'"),
-    "bad-classification": ("POST", INFER, b'{"inputs": [{"name": "image", "datatype": "FP32", "shape": [1, 1, 28, 28], '
-                           b'"data": [' + b",".join([b"0"] * 784) + b']}], "outputs": [{"name": "probabilities", '
-                           b'"parameters": {"classification": 0}}]}', {}, 400, "positive integer"),
+    "unknown-output": ("POST", INFER, image_tensor([1, 1, 28, 28], ZEROS, outputs=[{"name": "logits"}]), {}, 400,
+                       "unknown output 'logits'"),
+    "bad-classification": ("POST", INFER, image_tensor([1, 1, 28, 28], ZEROS, outputs=[TOP_0]), {}, 400,
+                           "positive integer"),
     "header-longer-than-body": ("POST", INFER, b'{"inputs": []}', {"Inference-Header-Content-Length": "999"}, 400,
                                 "the body has 14 bytes"),
     "binary-size-past-end": ("POST", INFER, SHORT_BINARY + b"\0" * 100,
