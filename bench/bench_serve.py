@@ -4,8 +4,9 @@
 
 Starts our gunicorn service and the naive Flask development server on free local
 ports, drives each with wrk (Debian's package) for a fixed time per scenario:
-single raw PNG posts, 64-image multipart batches, and the naive server's single
-multipart PNG. Prints requests/s, images/s, p50/p99 latency and errors (medians of
+single raw PNG posts, 64-image multipart batches, the naive server's single
+multipart PNG, and the V2 protocol (bench/v2_bodies.py: JSON FP32 batch 1, binary FP32
+batch 64, binary image_bytes PNG batch 64). Prints requests/s, images/s, p50/p99 latency and errors (medians of
 the repeats), writes bench/results/serve.json, and stops both servers.
 """
 
@@ -29,6 +30,7 @@ from pathlib import Path
 import requests
 from PIL import Image
 
+from bench import v2_bodies
 from training.data import load_fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,11 +73,12 @@ def wait_ready(url: str, process: subprocess.Popen, seconds: float = 60) -> None
     raise RuntimeError(f"{url} not up after {seconds} s")
 
 
-def run_wrk(url: str, body_file: Path, content_type: str, args, images_per_request: int) -> dict:
+def run_wrk(url: str, body_file: Path, content_type: str, args, images_per_request: int, headers=None) -> dict:
     script = body_file.with_suffix(".lua")
+    extra = "".join(f'wrk.headers["{name}"] = "{value}"\n' for name, value in (headers or {}).items())
     script.write_text(
         f'local f = io.open("{body_file}", "rb"); local body = f:read("*all"); f:close()\n'
-        f'wrk.method = "POST"; wrk.body = body; wrk.headers["Content-Type"] = "{content_type}"\n'
+        f'wrk.method = "POST"; wrk.body = body; wrk.headers["Content-Type"] = "{content_type}"\n{extra}'
     )
     output = subprocess.run(
         ["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s", "--latency", "-s", str(script), url],
@@ -145,16 +148,25 @@ def main() -> None:
         "ours_batch64_multipart": (f"{ours}/predict", work / "batch64.bin", multipart_type, 64),
         "naive_single_multipart_png": (f"{naive}/predict", work / "single-multipart.bin", multipart_type, 1),
     }
+    pixels = test.images[:64].numpy()
+    v2 = {
+        "v2_json_fp32_batch1": v2_bodies.json_fp32(pixels[:1]),
+        "v2_binary_fp32_batch64": v2_bodies.binary_fp32(pixels),
+        "v2_image_bytes_png_batch64": v2_bodies.binary_image_bytes(images),
+    }
+    for name, (body, content_type, headers, per_request) in v2.items():
+        (work / f"{name}.bin").write_bytes(body)
+        scenarios[name] = (f"{ours}{v2_bodies.INFER}", work / f"{name}.bin", content_type, per_request, headers)
     results: dict[str, list[dict]] = {name: [] for name in scenarios}
     try:
         wait_ready(f"{ours}/ready", servers[0])
         wait_ready(f"{naive}/", servers[1])
         warm_up = argparse.Namespace(connections=args.connections, duration=2)
-        for url, body, content_type, per_request in scenarios.values():  # first connections, caches: not measured
-            run_wrk(url, body, content_type, warm_up, per_request)
+        for url, body, content_type, per_request, *headers in scenarios.values():  # first connections: not measured
+            run_wrk(url, body, content_type, warm_up, per_request, *headers)
         for repeat in range(args.repeats):
-            for name, (url, body, content_type, per_request) in scenarios.items():
-                results[name].append(run_wrk(url, body, content_type, args, per_request))
+            for name, (url, body, content_type, per_request, *headers) in scenarios.items():
+                results[name].append(run_wrk(url, body, content_type, args, per_request, *headers))
                 print(f"run {repeat + 1}/{args.repeats} {name}: {results[name][-1]}", flush=True)
     finally:
         for server in servers:
@@ -171,6 +183,11 @@ def main() -> None:
         "scenarios": summary,
         "single_speedup_vs_naive": summary["ours_single_raw_png"]["requests_per_second"]
         / summary["naive_single_multipart_png"]["requests_per_second"],
+        # issue 7's targets: >= 2 and >= 0.75
+        "v2_binary64_vs_multipart64_images": summary["v2_binary_fp32_batch64"]["images_per_second"]
+        / summary["ours_batch64_multipart"]["images_per_second"],
+        "v2_json1_vs_single_png_requests": summary["v2_json_fp32_batch1"]["requests_per_second"]
+        / summary["ours_single_raw_png"]["requests_per_second"],
     }  # fmt: skip
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report, indent=2) + "\n")
@@ -183,6 +200,10 @@ def main() -> None:
         )
     print(
         f"single-image speed-up over the naive server: {report['single_speedup_vs_naive']:.1f}x; report: {args.report}"
+    )
+    print(
+        f"V2 binary FP32 batch 64 / multipart batch 64, images/s: {report['v2_binary64_vs_multipart64_images']:.2f}x; "
+        f"V2 JSON FP32 batch 1 / single raw PNG, requests/s: {report['v2_json1_vs_single_png_requests']:.2f}x"
     )
 
 

@@ -10,11 +10,14 @@ import logging
 from flask import Flask
 
 from serving.api import bp
+from serving.dataplane import name_the_model_version
 from serving.errors import register_error_handlers
 from serving.metrics import Metrics
 from serving.model import ModelLoadError
+from serving.openapi import bp as openapi_bp
 from serving.preprocess import Limits
 from serving.reload import LiveModel, reload_on_sighup
+from serving.v2 import bp as v2_bp
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +25,7 @@ DEFAULTS = {
     "MODEL_DIR": "artifacts",  # where model.onnx and model.json are
     "MODEL_REQUIRED": True,  # False: start without a model, /ready answers 503 (debugging only)
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,  # request body limit, bytes (413 above)
-    "MAX_BATCH": 256,  # images per request (413 above)
+    # MAX_BATCH: images per request (413 above); unset, the model's own limit (model.json) applies
     "MAX_IMAGE_PIXELS": 40_000_000,  # width x height of one image, checked before decoding (413 above)
     "ORT_THREADS": 1,  # onnxruntime threads per worker process
     "MODEL_RELOAD_INTERVAL": 2.0,  # seconds between checks for a newly published model; 0: never reload
@@ -56,7 +59,10 @@ def create_app(config: dict | None = None) -> Flask:
         reload_on_sighup(live)
     app.extensions["limits"] = Limits(max_pixels=app.config["MAX_IMAGE_PIXELS"])
     register_error_handlers(app)
+    app.after_request(name_the_model_version)
     app.register_blueprint(bp)
+    app.register_blueprint(v2_bp)
+    app.register_blueprint(openapi_bp)
     return app
 
 

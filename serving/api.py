@@ -12,9 +12,10 @@ import json
 import logging
 
 import numpy as np
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
+from serving.dataplane import batch_limit, current_predictor
 from serving.errors import ApiError
 from serving.preprocess import InputError, Target, array_to_input, image_to_input
 
@@ -26,7 +27,7 @@ SNIFFED_TYPES = ("", "application/octet-stream", "application/x-www-form-urlenco
 
 @bp.post("/predict")
 def predict():
-    predictor = _predictor()
+    predictor = current_predictor()
     invert = _invert_parameter()
     inputs = [_to_input(payload, invert, predictor.target) for payload in _payloads()]
     predictions = predictor.classify(np.stack(inputs)[:, None])  # (N, 1, side, side)
@@ -49,31 +50,13 @@ def ready():
 
 @bp.get("/metadata")
 def metadata():
-    return jsonify({**_predictor().metadata(), "reload": current_app.extensions["model"].status()})
+    return jsonify({**current_predictor().metadata(), "reload": current_app.extensions["model"].status()})
 
 
 @bp.get("/metrics")
 def metrics():
     body, content_type = current_app.extensions["metrics"].exposition()
     return Response(body, content_type=content_type)
-
-
-def _predictor():
-    """The model that answers this request, read once: a reload swaps in a new one for later requests."""
-    predictor = current_app.extensions["model"].predictor
-    if predictor is None:
-        raise ApiError(503, "model_not_loaded", f"no model loaded: {current_app.extensions.get('model_error')}")
-    g.model_version = predictor.version
-    return predictor
-
-
-@bp.after_app_request
-def name_the_model_version(response):
-    """Every answer a model produced names its version (X-Model-Version), the body does too."""
-    version = g.get("model_version")
-    if version is not None:
-        response.headers["X-Model-Version"] = version
-    return response
 
 
 @bp.after_app_request
@@ -114,7 +97,7 @@ def _payloads() -> list:
         )
     if not payloads:
         raise ApiError(400, "empty_batch", "no images in the request")
-    limit = current_app.config["MAX_BATCH"]
+    limit = batch_limit()
     if len(payloads) > limit:
         raise ApiError(413, "batch_too_large", f"{len(payloads)} images in one request; the limit is {limit}")
     return payloads
@@ -127,7 +110,7 @@ def _multipart_files(body: bytes, boundary: str | None) -> list[bytes]:
     """
     if not boundary:
         raise ApiError(400, "bad_multipart", "the multipart Content-Type has no boundary parameter")
-    decoder = MultipartDecoder(boundary.encode("latin-1"), max_parts=current_app.config["MAX_BATCH"] + 16)
+    decoder = MultipartDecoder(boundary.encode("latin-1"), max_parts=batch_limit() + 16)
     decoder.receive_data(body)
     decoder.receive_data(None)  # the body is complete
     files, part, chunks = [], None, []
@@ -153,7 +136,7 @@ def _multipart_files(body: bytes, boundary: str | None) -> list[bytes]:
 def _json_instances(body: bytes) -> list:
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:  # RecursionError: [[[[... nested too deep
         raise ApiError(400, "bad_json", f"the body is not valid JSON: {error}") from error
     if not isinstance(document, dict) or not isinstance(document.get("instances"), list):
         raise ApiError(400, "bad_json", 'expected {"instances": [...]}, each {"b64": "..."} or a 28x28 pixel array')

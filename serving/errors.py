@@ -1,4 +1,5 @@
-"""Client errors as JSON: `{"error": {"code": ..., "message": ...}}` with a 4xx status.
+"""Client errors as JSON with a 4xx status: `{"error": {"code": ..., "message": ...}}` for the native routes,
+`{"error": "<message>"}` under /v2 (the Open Inference Protocol's format, which its clients read).
 
 Routes raise `ApiError`; every `HTTPException` (404, 405, 413 from Werkzeug...) gets the same body.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,8 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str):
+    if request.path == "/v2" or request.path.startswith("/v2/"):  # by path: unknown /v2 routes too
+        return jsonify(error=message), status
     return jsonify(error={"code": code, "message": message}), status
 
 

@@ -39,6 +39,9 @@ class Predictor:
         self.input_name = graph_input.name
         self.target = Target(side=height, value_range=tuple(json.loads(props["input_range"])))
         self.output_name = session.get_outputs()[0].name
+        # written by the export (training/export.py): the model repository version, the batch limit
+        self.repository_version: int = int(manifest.get("model_repository", {}).get("version", 1))
+        self.max_batch: int = int(manifest["serving"]["max_batch"])
 
     @classmethod
     def load(cls, model_dir: Path | str, threads: int = 1) -> Predictor:
@@ -49,6 +52,8 @@ class Predictor:
             manifest = json.loads(manifest_path.read_text())
             if not isinstance(manifest, dict):
                 raise ValueError("model.json is not a JSON object")
+            if not isinstance(manifest.get("serving", {}).get("max_batch"), int):
+                raise ValueError("model.json has no serving.max_batch (an export older than the V2 routes)")
             model_path = model_dir / manifest.get("model_file", "model.onnx")
             model_bytes = model_path.read_bytes()
         except FileNotFoundError as error:

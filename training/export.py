@@ -1,4 +1,5 @@
-"""Export a trained model to artifacts/: a verified model.onnx, weights, pictures, model.json.
+"""Export a trained model to artifacts/: a verified model.onnx, weights, pictures, a Triton/KServe model
+repository (training.repository), model.json.
 
 Everything is written into a staging folder beside the artifacts, checked, then
 renamed into place with the manifest last; on any failure the previous artifacts stay.
@@ -22,7 +23,7 @@ import onnx
 import onnxruntime
 import torch
 
-from training import plots
+from training import plots, repository
 from training.data import Split
 from training.model import SoftmaxRegression, softmax
 from training.train import accuracy_on
@@ -32,6 +33,7 @@ INPUT_NAME = "image"  # float32 (N, 1, 28, 28), pixel values 0-255
 OUTPUT_NAME = "probabilities"  # float32 (N, 10), rows sum to 1
 INPUT_RANGE = (0.0, 255.0)
 INPUT_CONVENTION = "28x28 grayscale, light garment on a black background (Fashion-MNIST)"
+MAX_BATCH = 256  # images per request: the server's limit (model.json "serving") and Triton's max_batch_size
 PARITY_TOLERANCE = 1e-5  # max |onnxruntime - torch| over the test set
 # Published in this order; the manifest, which names the model's sha256, comes last.
 ARTIFACT_FILES = ("weights.npz", "curves.png", "predictions.png", "confusion.png", "model.onnx", "model.json")
@@ -92,9 +94,19 @@ def export(
         confusion = _confusion(test_split.labels.numpy(), test_predictions, len(labels))
         _draw(summary, test_split, test_predictions, confusion, labels, staging)
         train_accuracy = accuracy_on(net, train_split, net.W.device)
+        folder = repository.model_folder(out_dir, MODEL_NAME)
+        repository_version = repository.next_version(folder)
+        config = repository.config_pbtxt(MODEL_NAME, MAX_BATCH, INPUT_NAME, (1, 28, 28), OUTPUT_NAME, len(labels))
+        staged = repository.stage(staging, model_path, config, labels)
         manifest = _manifest(model_path, version, created, labels, summary, confusion, train_accuracy)
+        manifest["model_repository"] = {"path": str(folder.relative_to(out_dir)), "version": repository_version}
         (staging / "model.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        _publish(staging, out_dir)
+        published = repository.publish(staged, folder, repository_version)  # before the manifest names it
+        try:
+            _publish(staging, out_dir)
+        except BaseException:
+            shutil.rmtree(published, ignore_errors=True)  # the previous versions were never touched
+            raise
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -177,6 +189,7 @@ def _manifest(model_path, version, created, labels, summary, confusion, train_ac
             "convention": INPUT_CONVENTION,
         },
         "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["N", len(labels)]},
+        "serving": {"max_batch": MAX_BATCH},  # serving's batch limit unless FASHION_SOFTMAX_MAX_BATCH is set
         "metrics": {
             "test_accuracy": float(confusion.trace() / confusion.sum()),
             "train_accuracy": train_accuracy,

@@ -6,9 +6,11 @@ import shutil
 
 import pytest
 import torch
+from flask import Flask
 
 from serving import create_app
 from tests.helpers import synthetic_images
+from tests.serving.openapi_check import CheckedClient
 from training.data import LABELS, Split
 from training.export import TrainingSummary, export
 from training.train import TrainConfig, fit
@@ -27,6 +29,12 @@ def model_dir(tmp_path_factory):
     summary = TrainingSummary(config.to_dict(), "cpu", result.seconds, result.history)
     export(result.net, summary, *splits, LABELS, folder)
     return folder
+
+
+@pytest.fixture(autouse=True)
+def responses_match_the_openapi_document(monkeypatch):
+    """Every test client here checks each response against serving/openapi.yaml (tests/serving/openapi_check.py)."""
+    monkeypatch.setattr(Flask, "test_client_class", CheckedClient)
 
 
 @pytest.fixture

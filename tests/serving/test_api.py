@@ -169,6 +169,7 @@ BAD_REQUESTS = {
     "truncated-image": ("POST", "/predict", SMALL[: len(SMALL) // 2], "image/png", 400, "bad_image"),
     "empty-image": ("POST", "/predict", b"", "image/png", 400, "empty_image"),
     "malformed-json": ("POST", "/predict", b'{"instances": [', "application/json", 400, "bad_json"),
+    "json-nested-too-deep": ("POST", "/predict", b"[" * 100_000, "application/json", 400, "bad_json"),
     "json-not-instances": ("POST", "/predict", b'{"images": []}', "application/json", 400, "bad_json"),
     "bad-base64": ("POST", "/predict", b'{"instances": [{"b64": "***"}]}', "application/json", 400, "bad_base64"),
     "b64-not-image": (

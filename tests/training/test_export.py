@@ -19,7 +19,8 @@ from training.export import ARTIFACT_FILES, ExportError, OnnxGraph
 
 def test_export_writes_a_verified_self_contained_model(tmp_path, export_to, trained, small_splits):
     manifest = export_to(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(ARTIFACT_FILES)  # no .data file, no staging left
+    published = sorted(p.name for p in tmp_path.iterdir())
+    assert published == sorted([*ARTIFACT_FILES, "model_repository"])  # no .data file, no staging left
 
     model = onnx.load(str(tmp_path / "model.onnx"))
     onnx.checker.check_model(model, full_check=True)
@@ -72,14 +73,19 @@ def test_weights_load_without_unpickling_and_pictures_are_pngs(tmp_path, export_
             assert picture.format == "PNG" and picture.width > 300 and picture.height > 150
 
 
+def repository_files(out_dir) -> dict:
+    folder = out_dir / "model_repository"
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def fail(*_args, **_kwargs):
     raise RuntimeError("injected failure")
 
 
-def fail_on_manifest_publish(real_replace):
+def fail_on_publish(real_replace, name="model.json"):
     def replace(src, dst):
-        if str(dst).endswith("model.json"):
-            raise OSError("injected failure while publishing the manifest")
+        if str(dst).endswith(name):
+            raise OSError(f"injected failure while publishing {name}")
         return real_replace(src, dst)
 
     return replace
@@ -92,21 +98,27 @@ def fail_on_manifest_publish(real_replace):
         ("_verify", lambda: fail),
         ("plots.plot_confusion", lambda: fail),
         ("_manifest", lambda: fail),
-        ("os.replace", lambda: fail_on_manifest_publish(os.replace)),
+        ("os.replace", lambda: fail_on_publish(os.replace)),
+        ("repository.stage", lambda: fail),
+        ("os.replace", lambda: fail_on_publish(os.replace, "config.pbtxt")),
     ],
-    ids=["onnx-export", "verification", "pictures", "manifest", "publishing"],
+    ids=["onnx-export", "verification", "pictures", "manifest", "publishing", "repository", "repository-config"],
 )
 def test_a_failure_during_export_leaves_the_previous_artifacts(tmp_path, export_to, monkeypatch, target, make_failure):
     export_to(tmp_path)
     before = {name: (tmp_path / name).read_bytes() for name in ARTIFACT_FILES}
+    repository_before = repository_files(tmp_path)
     owner, _, attribute = target.rpartition(".")
-    namespace = {"": export_module, "plots": export_module.plots, "os": export_module.os}[owner]
+    namespace = {"": export_module, "plots": export_module.plots, "os": export_module.os}.get(owner)
+    namespace = namespace or export_module.repository
     monkeypatch.setattr(namespace, attribute, make_failure())
     with pytest.raises((RuntimeError, OSError)):
         export_to(tmp_path)
     monkeypatch.undo()
-    after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     assert after == before  # same files, same bytes, no staging folder left
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["model_repository"]
+    assert repository_files(tmp_path) == repository_before  # version 1 intact, no version 2
     manifest = json.loads(after["model.json"])
     assert manifest["sha256"] == hashlib.sha256(after["model.onnx"]).hexdigest()
     onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])

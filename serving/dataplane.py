@@ -1,0 +1,34 @@
+"""What every route module shares: the model answering this request, and the per-request batch limit.
+
+The native routes (serving.api) and the Open Inference Protocol routes (serving.v2) both call these,
+so a reload, a missing model or a limit behaves the same on either surface.
+"""
+
+from __future__ import annotations
+
+from flask import current_app, g
+
+from serving.errors import ApiError
+from serving.model import Predictor
+
+
+def current_predictor() -> Predictor:
+    """The model that answers this request, read once: a reload swaps in a new one for later requests."""
+    predictor = current_app.extensions["model"].predictor
+    if predictor is None:
+        raise ApiError(503, "model_not_loaded", f"no model loaded: {current_app.extensions.get('model_error')}")
+    g.model_version = predictor.version
+    return predictor
+
+
+def batch_limit() -> int:
+    """Images per request: FASHION_SOFTMAX_MAX_BATCH if set, else the limit the model was exported with."""
+    return current_app.config.get("MAX_BATCH") or current_predictor().max_batch
+
+
+def name_the_model_version(response):
+    """after_request: every answer a model produced names its version (X-Model-Version); the body does too."""
+    version = g.get("model_version")
+    if version is not None:
+        response.headers["X-Model-Version"] = version
+    return response

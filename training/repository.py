@@ -1,0 +1,67 @@
+"""A Triton / KServe model repository beside the artifacts, as `tritonserver --model-repository` loads it:
+
+    model_repository/fashion-softmax/config.pbtxt      platform, batch limit, tensors
+    model_repository/fashion-softmax/labels.txt        one label per line, line = class id
+    model_repository/fashion-softmax/<N>/model.onnx    N = 1 + the largest version already there
+
+A version folder is staged whole, then renamed into place: earlier versions are
+never touched and stay loadable while a new one is written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+REPOSITORY = "model_repository"
+
+
+def model_folder(out_dir: Path, model_name: str) -> Path:
+    return out_dir / REPOSITORY / model_name
+
+
+def next_version(folder: Path) -> int:
+    """Triton's versions are integer folder names; the next one is 1 + the largest (1 in an empty repository)."""
+    versions = [int(p.name) for p in folder.glob("*") if p.is_dir() and p.name.isdigit()] if folder.exists() else []
+    return max(versions, default=0) + 1
+
+
+def config_pbtxt(model_name: str, max_batch: int, input_name: str, input_dims, output_name: str, classes: int) -> str:
+    """Triton's model configuration (text protobuf, ModelConfig); dims leave out the batch dimension."""
+    return (
+        f'name: "{model_name}"\n'
+        'platform: "onnxruntime_onnx"\n'
+        f"max_batch_size: {max_batch}\n"
+        f'input [\n  {{\n    name: "{input_name}"\n    data_type: TYPE_FP32\n'
+        f"    dims: [ {', '.join(map(str, input_dims))} ]\n  }}\n]\n"
+        f'output [\n  {{\n    name: "{output_name}"\n    data_type: TYPE_FP32\n    dims: [ {classes} ]\n'
+        '    label_filename: "labels.txt"\n  }\n]\n'
+    )
+
+
+def stage(staging: Path, model_path: Path, config: str, labels: tuple[str, ...]) -> Path:
+    """The repository's new files in `staging/model_repository/`, ready for `publish`; returns that folder."""
+    staged = staging / REPOSITORY
+    (staged / "version").mkdir(parents=True)
+    shutil.copy2(model_path, staged / "version" / "model.onnx")
+    (staged / "config.pbtxt").write_text(config)
+    (staged / "labels.txt").write_text("".join(f"{label}\n" for label in labels))
+    return staged
+
+
+def publish(staged: Path, folder: Path, version: int) -> Path:
+    """Rename the staged version folder to `folder/<version>`, then the config and labels; returns the new folder.
+
+    os.rename refuses to replace a non-empty folder, so two exports racing for one version cannot mix files.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / str(version)
+    os.rename(staged / "version", target)
+    try:
+        for name in ("labels.txt", "config.pbtxt"):  # the same for every version of this model
+            os.replace(staged / name, folder / name)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    return target
