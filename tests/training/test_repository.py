@@ -1,16 +1,34 @@
 """The Triton/KServe model repository the export publishes: Triton's own config parser, growing versions."""
 
+import importlib.util
 import json
+from pathlib import Path
 
 import onnxruntime
 import pytest
 from google.protobuf import text_format
-from tritonclient.grpc import model_config_pb2
 
 from training import export as export_module
 from training.data import LABELS
 
 MODEL = "fashion-softmax"
+
+
+def triton_model_config():
+    """tritonclient's generated model_config_pb2 (Triton's ModelConfig), loaded by its path.
+
+    `from tritonclient.grpc import model_config_pb2` would run tritonclient.grpc's __init__, which also registers
+    Triton's service protos: KServe's SDK (tests/serving/test_v2_clients.py) registers its own copies of those
+    names, and protobuf refuses the second in one process.
+    """
+    package = Path(importlib.util.find_spec("tritonclient").submodule_search_locations[0])
+    spec = importlib.util.spec_from_file_location("triton_model_config_pb2", package / "grpc" / "model_config_pb2.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+model_config_pb2 = triton_model_config()
 
 
 def test_config_pbtxt_parses_as_tritons_model_config(tmp_path, export_to):
