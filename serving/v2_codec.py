@@ -155,9 +155,16 @@ def _from_json(name: str, datatype: str, data, count: int) -> np.ndarray:
 
 
 def _flatten(data: list) -> list:
-    flat = []
-    for element in data:
-        flat.extend(_flatten(element) if isinstance(element, list) else [element])
+    """Nested lists -> their elements in row-major order (without recursion: JSON may nest ~1000 deep)."""
+    flat, stack = [], [iter(data)]
+    while stack:
+        for element in stack[-1]:
+            if isinstance(element, list):
+                stack.append(iter(element))
+                break
+            flat.append(element)
+        else:
+            stack.pop()
     return flat
 
 
