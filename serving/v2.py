@@ -124,7 +124,7 @@ def _pixels(tensor, predictor: Predictor, invert: bool | None) -> np.ndarray:
     if tensor.name == IMAGE_BYTES:
         if tensor.datatype != "BYTES" or len(tensor.shape) != 1:
             raise ApiError(400, "bad_tensor", f"input {IMAGE_BYTES!r} must be BYTES of shape [N] (encoded images)")
-        _check_batch(tensor.shape[0])
+        _check_batch(tensor.shape[0], predictor)
         files = [data if tensor.binary else _base64(data, index) for index, data in enumerate(tensor.array)]
         try:
             images = [image_to_input(d, invert, current_app.extensions["limits"], predictor.target) for d in files]
@@ -140,7 +140,7 @@ def _pixels(tensor, predictor: Predictor, invert: bool | None) -> np.ndarray:
         raise ApiError(
             400, "wrong_shape", f"input {tensor.name!r} must have shape {expected}, not {list(tensor.shape)}"
         )
-    _check_batch(tensor.shape[0])
+    _check_batch(tensor.shape[0], predictor)
     low, high = predictor.target.value_range
     if tensor.datatype == "UINT8":  # 8-bit pixels: mapped to the model's range as /predict maps decoded images
         return np.ascontiguousarray(predictor.target.from_8bit(tensor.array.astype(np.float32)), dtype=np.float32)
@@ -157,8 +157,8 @@ def _pixels(tensor, predictor: Predictor, invert: bool | None) -> np.ndarray:
     return pixels
 
 
-def _check_batch(count: int) -> None:
-    limit = current_app.config["MAX_BATCH"]
+def _check_batch(count: int, predictor: Predictor) -> None:
+    limit = current_app.config.get("MAX_BATCH", predictor.max_batch)  # configured, or the artifact's
     if count == 0:
         raise ApiError(400, "empty_batch", "no images in the request (batch size 0)")
     if count > limit:

@@ -10,7 +10,7 @@ import struct
 import numpy as np
 import pytest
 
-from serving import create_app
+from serving import ModelLoadError, create_app
 from serving.v2_codec import decode_input, encode_output, encode_response, split_body
 from tests.helpers import encode, garment
 from tests.serving.test_api import model_probabilities
@@ -242,6 +242,21 @@ def test_predict_keeps_its_own_error_format(client):
     error = client.get("/nowhere").get_json()["error"]
     assert set(error) == {"code", "message"}
     assert isinstance(client.get("/v2/nowhere").get_json()["error"], str)
+
+
+def test_an_export_without_the_batch_limit_is_refused(copy_model):
+    manifest = json.loads((copy_model / "model.json").read_text())
+    del manifest["serving"]
+    (copy_model / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelLoadError, match=r"no serving\.max_batch .*make train-export"):
+        create_app({"MODEL_DIR": str(copy_model)})
+
+
+def test_the_batch_limit_is_the_artifacts_unless_configured(model_dir, monkeypatch):
+    manifest = json.loads((model_dir / "model.json").read_text())
+    assert create_app({"MODEL_DIR": str(model_dir)}).config["MAX_BATCH"] == manifest["serving"]["max_batch"]
+    monkeypatch.setenv("FASHION_SOFTMAX_MAX_BATCH", "3")
+    assert create_app({"MODEL_DIR": str(model_dir)}).config["MAX_BATCH"] == 3
 
 
 def test_v2_without_a_model_is_not_ready(tmp_path):
