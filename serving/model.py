@@ -52,7 +52,8 @@ class Predictor:
             manifest = json.loads(manifest_path.read_text())
             if not isinstance(manifest, dict):
                 raise ValueError("model.json is not a JSON object")
-            if not isinstance(manifest.get("serving", {}).get("max_batch"), int):
+            serving = manifest.get("serving")
+            if not isinstance(serving, dict) or not isinstance(serving.get("max_batch"), int):
                 raise ValueError("model.json has no serving.max_batch (an export older than the V2 routes)")
             model_path = model_dir / manifest.get("model_file", "model.onnx")
             model_bytes = model_path.read_bytes()

@@ -80,21 +80,20 @@ def infer(name: str, version: str | None = None):
         tensor, _ = decode_input(inputs[0], binary, 0)
     except TensorError as error:
         raise ApiError(400, "bad_tensor", str(error)) from error
-    parameters = _object(header, "parameters")
-    pixels = _pixels(tensor, predictor, _invert(parameters))  # (N, 1, side, side) float32
-    probabilities = predictor.predict(pixels)  # (N, classes)
-    current_app.extensions["metrics"].images.inc(len(pixels))
-
     response = {"model_name": predictor.name, "model_version": str(predictor.repository_version)}
     if "id" in header:
         if not isinstance(header["id"], str):
             raise ApiError(400, "bad_id", f'"id" must be a string, not {header["id"]!r}')
         response["id"] = header["id"]
+    parameters = _object(header, "parameters")
+    requested = _requested_outputs(header, predictor, parameters.get("binary_data_output", False) is True)
+    pixels = _pixels(tensor, predictor, _invert(parameters))  # (N, 1, side, side) float32
+    probabilities = predictor.predict(pixels)  # (N, classes)
+    current_app.extensions["metrics"].images.inc(len(pixels))
+
     response["outputs"], raw = [], []
-    binary_default = parameters.get("binary_data_output", False) is True
-    for requested in _requested_outputs(header, predictor):
-        options = _object(requested, "parameters")
-        tensor, data = _output(predictor, probabilities, options, options.get("binary_data", binary_default) is True)
+    for classes, binary in requested:
+        tensor, data = _output(predictor, probabilities, classes, binary)
         response["outputs"].append(tensor)
         raw += [data] if data is not None else []
     body, headers = encode_response(response, raw)
@@ -159,7 +158,7 @@ def _pixels(tensor, predictor: Predictor, invert: bool | None) -> np.ndarray:
 
 
 def _check_batch(count: int) -> None:
-    limit = batch_limit()
+    limit = batch_limit()  # configured, or the artifact's
     if count == 0:
         raise ApiError(400, "empty_batch", "no images in the request (batch size 0)")
     if count > limit:
@@ -187,26 +186,30 @@ def _object(container: dict, key: str) -> dict:
     return value
 
 
-def _requested_outputs(header: dict, predictor: Predictor) -> list[dict]:
+def _requested_outputs(header: dict, predictor: Predictor, binary_default: bool) -> list[tuple[int | None, bool]]:
+    """Per output to send: (k for the classification extension or None, binary or not); all checked up front."""
     requested = header.get("outputs")
     if requested is None:
-        return [{"name": predictor.output_name}]
+        return [(None, binary_default)]
     if not isinstance(requested, list) or not all(isinstance(o, dict) for o in requested):
         raise ApiError(400, "bad_outputs", '"outputs" must be a list of objects, each with a "name"')
+    found = []
     for output in requested:
         if output.get("name") != predictor.output_name:
             raise ApiError(400, "unknown_output", f"unknown output {output.get('name')!r}: {predictor.output_name!r}")
-    return requested
+        options = _object(output, "parameters")
+        k = options.get("classification")
+        if k is not None and (type(k) is not int or k < 1):
+            raise ApiError(400, "bad_parameter", f'"classification" must be a positive integer, not {k!r}')
+        found.append((k, options.get("binary_data", binary_default) is True))
+    return found
 
 
-def _output(predictor: Predictor, probabilities: np.ndarray, options: dict, binary: bool) -> tuple[dict, bytes | None]:
-    """The probabilities as sent, or with {"classification": k} the top k as BYTES "score:index:label"."""
-    k = options.get("classification")
+def _output(predictor: Predictor, probabilities: np.ndarray, k: int | None, binary: bool) -> tuple[dict, bytes | None]:
+    """The probabilities as they are, or with {"classification": k} the top k as BYTES "score:index:label"."""
     if k is None:
         (node,) = predictor.session.get_outputs()
         return encode_output(predictor.output_name, ONNX_TYPES[node.type], probabilities, binary)
-    if type(k) is not int or k < 1:
-        raise ApiError(400, "bad_parameter", f'"classification" must be a positive integer, not {k!r}')
     top = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]  # (N, k) class ids, highest first
     # Triton's format: std::to_string(score) (printf "%f") ":" class id ":" label
     labels = predictor.labels

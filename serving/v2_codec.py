@@ -136,19 +136,35 @@ def _from_json(name: str, datatype: str, data, count: int) -> np.ndarray:
         array = np.empty(len(flat), dtype=object)
         array[:] = [element.encode() for element in flat]
     else:
+        dtype = DATATYPES[datatype]
         try:  # nested or flat lists of numbers; numpy checks that rows are even
-            array = np.asarray(data, dtype=DATATYPES[datatype]).ravel()
-        except (ValueError, TypeError, OverflowError) as error:
+            values = np.asarray(data).ravel()
+        except (ValueError, TypeError, RecursionError) as error:
             raise TensorError(f"input {name!r}: data is not an even array of {datatype} values ({error})") from error
+        kinds = "b" if dtype.kind == "b" else "iu" if dtype.kind in "iu" else "iuf"  # no strings, no true as 1.0
+        if values.size and values.dtype.kind not in kinds:
+            raise TensorError(f"input {name!r}: data is not an even array of {datatype} values ({values.dtype} data)")
+        if values.size and dtype.kind in "iu":
+            bounds = np.iinfo(dtype)
+            if values.min() < bounds.min or values.max() > bounds.max:  # astype would wrap around silently
+                raise TensorError(f"input {name!r}: {datatype} values must be in {bounds.min}..{bounds.max}")
+        array = values.astype(dtype)
     if array.size != count:
         raise TensorError(f"input {name!r}: {array.size} elements in data, the shape needs {count}")
     return array
 
 
 def _flatten(data: list) -> list:
-    flat = []
-    for element in data:
-        flat.extend(_flatten(element) if isinstance(element, list) else [element])
+    """Nested lists -> their elements in row-major order (without recursion: JSON may nest ~1000 deep)."""
+    flat, stack = [], [iter(data)]
+    while stack:
+        for element in stack[-1]:
+            if isinstance(element, list):
+                stack.append(iter(element))
+                break
+            flat.append(element)
+        else:
+            stack.pop()
     return flat
 
 

@@ -105,7 +105,9 @@ def run(args: argparse.Namespace) -> None:
         f"test accuracy {metrics['test_accuracy']:.4f} (train {metrics['train_accuracy']:.4f}) after "
         f"{config.epochs} epochs, {result.seconds:.2f}s of training on {device.type}\n"
         f"model {args.out_dir / 'model.onnx'} (version {manifest['version']}, verified against torch); "
-        f"manifest, weights and pictures in {args.out_dir}/"
+        f"manifest, weights and pictures in {args.out_dir}/\n"
+        f"Triton/KServe model repository: {args.out_dir / manifest['model_repository']['path']}/ "
+        f"(version {manifest['model_repository']['version']})"
     )
 
 

@@ -1,4 +1,5 @@
-"""Every response Flask's test client gets in tests/serving is checked against serving/openapi.yaml (openapi-core).
+"""Every response Flask's test client gets in tests/serving is checked against serving/openapi.yaml (openapi-core);
+`check_http` does the same for responses from a real server.
 
 tests/serving/conftest.py installs `CheckedClient` for all apps; a response whose status, content type, headers
 or body the document does not allow fails the test that got it. Only a 404 or 405 for a path or method the
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 from openapi_core import OpenAPI
+from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
 from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
 
@@ -27,13 +29,22 @@ class SentRequest(WerkzeugOpenAPIRequest):
 
 
 def check(request, response) -> None:
-    """Raise if the document does not describe this response to this request."""
-    try:
-        SPEC.validate_response(SentRequest(request), WerkzeugOpenAPIResponse(response))
-    except (PathNotFound, OperationNotFound):
-        if response.status_code not in (404, 405):
-            raise
+    """Raise if the document does not describe this (Werkzeug) response to this request."""
+    _validate(SentRequest(request), WerkzeugOpenAPIResponse(response), response.status_code)
     checked.append((request.method, request.path, response.status_code))
+
+
+def check_http(response) -> None:
+    """The same for a `requests` response from a real server."""
+    _validate(RequestsOpenAPIRequest(response.request), RequestsOpenAPIResponse(response), response.status_code)
+
+
+def _validate(request, response, status: int) -> None:
+    try:
+        SPEC.validate_response(request, response)
+    except (PathNotFound, OperationNotFound):
+        if status not in (404, 405):
+            raise
 
 
 class CheckedClient(FlaskClient):

@@ -68,8 +68,16 @@ def sent(path: str, method: str = "GET") -> Request:
         ("/v2/models/fashion-softmax", '{"error": {"code": "not_found", "message": "m"}}', 404, InvalidData),
         ("/predict", '{"error": "a string"}', 400, InvalidData),  # the V2 format on a native route
         ("/v2/health/live", '{"error": "boom"}', 500, ResponseNotFound),  # undocumented status
+        ("/predict", '{"model": {"name": "m", "version": "1"}, "predictions": [], "input": []}', 200, InvalidData),
     ],
-    ids=["wrong-type", "missing-fields", "native-error-under-v2", "v2-error-on-predict", "undocumented-status"],
+    ids=[
+        "wrong-type",
+        "missing-fields",
+        "native-error-under-v2",
+        "v2-error-on-predict",
+        "undocumented-status",
+        "undocumented-field",
+    ],
 )
 def test_the_check_refuses_responses_the_document_does_not_allow(path, body, status, error):
     method = "POST" if path == "/predict" else "GET"

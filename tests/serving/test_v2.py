@@ -10,7 +10,7 @@ import struct
 import numpy as np
 import pytest
 
-from serving import create_app
+from serving import ModelLoadError, create_app
 from serving.v2_codec import decode_input, encode_output, encode_response, split_body
 from tests.helpers import encode, garment
 from tests.serving.test_api import model_probabilities
@@ -183,6 +183,10 @@ BAD_V2 = {
     "out-of-range": ("POST", INFER, image_tensor([1, 1, 28, 28], [300.0] * 784), {}, 400, "values must be in 0-255"),
     "nan": ("POST", INFER, image_tensor([1, 1, 28, 28], [float("nan")] * 784), {}, 400, "finite"),
     "uint8-overflow": ("POST", INFER, image_tensor([1, 1, 28, 28], [256] * 784, "UINT8"), {}, 400, "UINT8"),
+    "uint8-negative": ("POST", INFER, image_tensor([1, 1, 28, 28], [-1] * 784, "UINT8"), {}, 400, "in 0..255"),
+    "uint8-floats": ("POST", INFER, image_tensor([1, 1, 28, 28], [0.5] * 784, "UINT8"), {}, 400, "float64 data"),
+    "strings-as-fp32": ("POST", INFER, image_tensor([1, 1, 28, 28], ["1"] * 784), {}, 400, "not an even array"),
+    "booleans-as-fp32": ("POST", INFER, image_tensor([1, 1, 28, 28], [True] * 784), {}, 400, "bool data"),
     "unknown-input": ("POST", INFER, b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]}]}',
                       {}, 400, "unknown input 'x'"),
     "no-inputs": ("POST", INFER, b'{"inputs": []}', {}, 400, "must list one tensor"),
@@ -238,6 +242,32 @@ def test_predict_keeps_its_own_error_format(client):
     error = client.get("/nowhere").get_json()["error"]
     assert set(error) == {"code", "message"}
     assert isinstance(client.get("/v2/nowhere").get_json()["error"], str)
+
+
+def test_an_export_without_the_batch_limit_is_refused(copy_model):
+    manifest = json.loads((copy_model / "model.json").read_text())
+    del manifest["serving"]
+    (copy_model / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelLoadError, match=r"no serving\.max_batch .*make train-export"):
+        create_app({"MODEL_DIR": str(copy_model)})
+
+
+def test_the_batch_limit_is_the_artifacts_unless_configured(model_dir, monkeypatch):
+    limit = json.loads((model_dir / "model.json").read_text())["serving"]["max_batch"]
+
+    def too_large(client, count: int) -> str:
+        images = {"inputs": [{"name": "image", "datatype": "FP32", "shape": [count, 1, 28, 28],
+                              "data": [0.0] * (count * 784)}]}  # fmt: skip
+        response = client.post(INFER, json=images)
+        assert response.status_code == 413
+        accepted = client.post(INFER, json={"inputs": [{**images["inputs"][0], "shape": [1, 1, 28, 28],
+                                                        "data": [0.0] * 784}]})  # fmt: skip
+        assert accepted.status_code == 200
+        return response.get_json()["error"]
+
+    assert f"the limit is {limit}" in too_large(create_app({"MODEL_DIR": str(model_dir)}).test_client(), limit + 1)
+    monkeypatch.setenv("FASHION_SOFTMAX_MAX_BATCH", "3")
+    assert "the limit is 3" in too_large(create_app({"MODEL_DIR": str(model_dir)}).test_client(), 4)
 
 
 def test_v2_without_a_model_is_not_ready(tmp_path):

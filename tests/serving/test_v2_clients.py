@@ -15,6 +15,7 @@ from tritonclient.utils import InferenceServerException
 
 from tests.helpers import encode, garment
 from tests.serving.live_server import live_server
+from tests.serving.openapi_check import check_http
 from tests.serving.test_v2 import BAD_V2
 from training.data import LABELS
 
@@ -40,6 +41,7 @@ def native(url: str, pixels: np.ndarray) -> np.ndarray:
     """/predict's answer on the same pixels (pixel arrays as they are: no inversion)."""
     response = requests.post(f"{url}/predict?invert=false", json={"instances": pixels.tolist()}, timeout=10)
     assert response.status_code == 200, response.text
+    check_http(response)
     return np.array([list(p["probabilities"].values()) for p in response.json()["predictions"]])
 
 
@@ -137,6 +139,7 @@ def test_bad_v2_requests_over_http_get_4xx_and_never_5xx(server):
             continue  # the test-client app's limits are smaller; the real ones follow
         response = session.request(method, f"{server}{path}", data=body, headers=headers, timeout=10)
         assert response.status_code == status, (name, response.text)
+        check_http(response)
         assert words.lower() in response.json()["error"].lower(), name
     assert requests.get(f"{server}/v2/models/{MODEL}", timeout=5).status_code == 200  # still answering
     zeros = np.zeros((257, 1, 28, 28), dtype="<f4")  # one past the artifact's batch limit of 256
@@ -145,5 +148,25 @@ def test_bad_v2_requests_over_http_get_4xx_and_never_5xx(server):
     response = session.post(f"{server}/v2/models/{MODEL}/infer", data=header + zeros.tobytes(),
                             headers={"Inference-Header-Content-Length": str(len(header))}, timeout=10)  # fmt: skip
     assert response.status_code == 413 and "the limit is 256" in response.json()["error"]
+    check_http(response)
     response = session.post(f"{server}/v2/models/{MODEL}/infer", data=b" " * (11 * 1024 * 1024), timeout=10)
     assert response.status_code == 413 and isinstance(response.json()["error"], str)
+
+
+def test_real_responses_match_the_openapi_document(server, model_dir):
+    version = json.loads((model_dir / "model.json").read_text())["model_repository"]["version"]
+    paths = ["/health", "/ready", "/metadata", "/metrics", "/openapi.json", "/v2", "/v2/health/live",
+             "/v2/health/ready", f"/v2/models/{MODEL}", f"/v2/models/{MODEL}/ready",
+             f"/v2/models/{MODEL}/versions/{version}", f"/v2/models/{MODEL}/versions/{version}/ready"]  # fmt: skip
+    for path in paths:
+        response = requests.get(f"{server}{path}", timeout=10)
+        assert response.status_code == 200, path
+        check_http(response)
+    raw = PIXELS.astype("<f4").tobytes()
+    header = json.dumps({"inputs": [{"name": "image", "datatype": "FP32", "shape": [20, 1, 28, 28],
+                                     "parameters": {"binary_data_size": len(raw)}}],
+                         "parameters": {"binary_data_output": True}}).encode()  # fmt: skip
+    response = requests.post(f"{server}/v2/models/{MODEL}/versions/{version}/infer", data=header + raw,
+                             headers={"Inference-Header-Content-Length": str(len(header))}, timeout=10)  # fmt: skip
+    assert response.status_code == 200 and response.headers["Content-Type"] == "application/octet-stream"
+    check_http(response)

@@ -98,6 +98,7 @@ def test_a_full_run_prints_a_summary_and_publishes(tiny_data, capsys):
     assert code == 0
     captured = capsys.readouterr()
     assert "test accuracy" in captured.out and str(out / "model.onnx") in captured.out
+    assert f"model repository: {out / 'model_repository' / 'fashion-softmax'}/ (version 1)" in captured.out
     assert "epoch   2" in captured.out + captured.err
     manifest = json.loads((out / "model.json").read_text())
     assert manifest["training"]["epochs"] == 2 and manifest["training"]["batch_size"] == 64

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import onnxruntime
 import pytest
-import tritonclient
 from google.protobuf import text_format
 
 from training import export as export_module
@@ -15,17 +14,21 @@ from training.data import LABELS
 MODEL = "fashion-softmax"
 
 
-def load_tritons_model_config():
-    """Triton's generated `model_config_pb2`, loaded alone: `import tritonclient.grpc` would also register
-    Triton's service protos, whose message names KServe's client (imported by the V2 tests) registers too."""
-    path = Path(tritonclient.__file__).parent / "grpc" / "model_config_pb2.py"
-    spec = importlib.util.spec_from_file_location("triton_model_config_pb2", path)
+def triton_model_config():
+    """tritonclient's generated model_config_pb2 (Triton's ModelConfig), loaded by its path.
+
+    `from tritonclient.grpc import model_config_pb2` would run tritonclient.grpc's __init__, which also registers
+    Triton's service protos: KServe's SDK (tests/serving/test_v2_clients.py) registers its own copies of those
+    names, and protobuf refuses the second in one process.
+    """
+    package = Path(importlib.util.find_spec("tritonclient").submodule_search_locations[0])
+    spec = importlib.util.spec_from_file_location("triton_model_config_pb2", package / "grpc" / "model_config_pb2.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-model_config_pb2 = load_tritons_model_config()
+model_config_pb2 = triton_model_config()
 
 
 def test_config_pbtxt_parses_as_tritons_model_config(tmp_path, export_to):
