@@ -30,8 +30,8 @@ test: $(STAMP) ## run the tests (what .ci/run calls)
 	$(BIN)/pytest
 
 .PHONY: serve
-serve: $(STAMP) ## serve artifacts/ with gunicorn on 127.0.0.1:8000 (FASHION_SOFTMAX_HOST/_PORT/_WORKERS/_MODEL_DIR)
-	$(BIN)/gunicorn -c serving/gunicorn.conf.py
+serve: $(STAMP) ## serve artifacts/ with Granian on 127.0.0.1:8000 (FASHION_SOFTMAX_HOST/_PORT/_WORKERS/_MODEL_DIR)
+	$(BIN)/python -m serving
 
 .PHONY: bench
 bench: bench-train bench-serve ## run every benchmark (reports in bench/results/)

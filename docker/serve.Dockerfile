@@ -39,4 +39,4 @@ USER 10002:10002
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ['FASHION_SOFTMAX_PORT']}/ready\", timeout=2)"]
-CMD ["gunicorn", "-c", "serving/gunicorn.conf.py"]
+CMD ["python", "-m", "serving"]

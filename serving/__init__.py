@@ -1,23 +1,13 @@
 """Serving half of fashion-softmax: a Flask app around the exported ONNX model.
 
-gunicorn -c serving/gunicorn.conf.py 'serving:create_app()'    (make serve)
+python -m serving       (make serve: Granian running create_app() in each worker, serving/server.py)
 """
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask
-
-from serving.api import bp
-from serving.dataplane import name_the_model_version
-from serving.errors import register_error_handlers
-from serving.metrics import Metrics
 from serving.model import ModelLoadError
-from serving.openapi import bp as openapi_bp
-from serving.preprocess import Limits
-from serving.reload import LiveModel, reload_on_sighup
-from serving.v2 import bp as v2_bp
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +23,25 @@ DEFAULTS = {
 }
 
 
-def create_app(config: dict | None = None) -> Flask:
+def create_app(config: dict | None = None):
     """Defaults, then FASHION_SOFTMAX_* environment variables, then `config`; loads the model once."""
+    # Imported here, as the Flask tutorial does: importing the package (the server's main process does,
+    # before it chooses PROMETHEUS_MULTIPROC_DIR) must not import prometheus_client, which fixes its
+    # sample store (per process, or files shared by the workers) when first imported.
+    from flask import Flask
+
+    from serving.api import bp
+    from serving.dataplane import name_the_model_version
+    from serving.errors import register_error_handlers
+    from serving.json_provider import OrjsonProvider
+    from serving.metrics import Metrics
+    from serving.openapi import bp as openapi_bp
+    from serving.preprocess import Limits
+    from serving.reload import LiveModel, reload_on_sighup
+    from serving.v2 import bp as v2_bp
+
     app = Flask(__name__)
-    app.json.sort_keys = False  # probabilities in class-id order, not alphabetical
-    app.json.compact = True
+    app.json = OrjsonProvider(app)  # compact, keys in insertion order: probabilities in class-id order
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("FASHION_SOFTMAX")
     app.config.update(config or {})

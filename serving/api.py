@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import logging
 
 import numpy as np
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -20,7 +19,6 @@ from serving.errors import ApiError
 from serving.preprocess import InputError, Target, array_to_input, image_to_input
 
 bp = Blueprint("api", __name__)
-log = logging.getLogger(__name__)
 
 SNIFFED_TYPES = ("", "application/octet-stream", "application/x-www-form-urlencoded")  # what curl sends by default
 
@@ -57,15 +55,6 @@ def metadata():
 def metrics():
     body, content_type = current_app.extensions["metrics"].exposition()
     return Response(body, content_type=content_type)
-
-
-@bp.after_app_request
-def log_request_id(response):
-    """A request that came through the proxy carries X-Request-ID: one log line ties it to this answer."""
-    request_id = request.headers.get("X-Request-ID")
-    if request_id:
-        log.info("request %s: %s %s -> %s", request_id, request.method, request.path, response.status_code)
-    return response
 
 
 def _invert_parameter() -> bool | None:

@@ -1,18 +1,28 @@
-"""Prometheus metrics: requests by route and status, latency, images predicted.
+"""Prometheus metrics (requests by route and status, latency, images predicted, model reloads) and the
+request-id log line, recorded by a WSGI middleware around the Flask app.
 
-Under gunicorn (PROMETHEUS_MULTIPROC_DIR set, see serving/gunicorn.conf.py) every
-worker writes its samples to that folder and /metrics adds them all up.
+Under the production server (PROMETHEUS_MULTIPROC_DIR set, see serving/server.py) every worker
+writes its samples to that folder and /metrics adds them all up.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
-from flask import Flask, g, request
+from flask import Flask, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+log = logging.getLogger("serving.access")
+ROUTE_KEY = "fashion_softmax.route"  # where the matched URL rule waits in the WSGI environ
+
+
+def _note_route() -> None:
+    """before_request: the rule that matched ("/predict", not the URL asked for), for the label."""
+    rule = request.url_rule
+    request.environ[ROUTE_KEY] = rule.rule if rule is not None else "unmatched"
 
 
 class Metrics:
@@ -32,28 +42,51 @@ class Metrics:
         self.reloads = Counter(
             "fashion_softmax_model_reloads", "New models tried, per worker", ["result"], registry=self.registry
         )
+        # labelled children, looked up once: label values are bounded (routes x methods x statuses)
+        self._requests_by_labels: dict[tuple[str, str, str], Counter] = {}
+        self._latency_by_route: dict[str, Histogram] = {}
 
     def count_reload(self, result: str) -> None:
         """result: "ok" (swapped in) or "failed" (refused, the old model kept serving)."""
         self.reloads.labels(result).inc()
 
     def install(self, app: Flask) -> None:
-        app.before_request(self._start)
-        app.after_request(self._finish)
+        """Wrap the WSGI app (timing, counting, logging); one hook notes the matched route for it."""
+        inner = app.wsgi_app
+        app.before_request(_note_route)
 
-    def _start(self) -> None:
-        g.metrics_start = time.perf_counter()
+        def measured(environ, start_response):
+            started = time.perf_counter()
+            status = []
 
-    def _finish(self, response):
-        route = request.url_rule.rule if request.url_rule else "unmatched"  # bounded label values
-        self.requests.labels(route, request.method, str(response.status_code)).inc()
-        started = g.get("metrics_start")
-        if started is not None:
-            self.latency.labels(route).observe(time.perf_counter() - started)
-        return response
+            def record_status(code, headers, exc_info=None):
+                status.append(code)
+                return start_response(code, headers, exc_info)
+
+            response = inner(environ, record_status)
+            self._record(environ, status[0][:3] if status else "500", time.perf_counter() - started)
+            return response
+
+        app.wsgi_app = measured
+
+    def _record(self, environ: dict, status: str, seconds: float) -> None:
+        route = environ.get(ROUTE_KEY, "unmatched")  # bounded label values
+        method = environ["REQUEST_METHOD"]
+        key = (route, method, status)
+        counter = self._requests_by_labels.get(key)
+        if counter is None:
+            counter = self._requests_by_labels[key] = self.requests.labels(*key)
+        counter.inc()
+        histogram = self._latency_by_route.get(route)
+        if histogram is None:
+            histogram = self._latency_by_route[route] = self.latency.labels(route)
+        histogram.observe(seconds)
+        request_id = environ.get("HTTP_X_REQUEST_ID")  # set by the proxy (docker/proxy/nginx.conf)
+        if request_id:
+            log.info("request %s: %s %s -> %s", request_id, method, environ.get("PATH_INFO"), status)
 
     def exposition(self) -> tuple[bytes, str]:
-        """The text format, summed over all gunicorn workers when in multiprocess mode."""
+        """The text format, summed over all worker processes when in multiprocess mode."""
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)

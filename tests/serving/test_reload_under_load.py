@@ -1,17 +1,19 @@
-"""Reload under load: the production server with 2 workers, client threads posting for ~20 s while a new
-model and then a broken one are published into its folder. Zero failed requests; both workers converge."""
+"""Live reload in the production server (2 workers): under load, a new model and then a broken one are
+published into its folder with zero failed requests; SIGHUP to the server reloads every worker at once."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import requests
 
 from bench.loadgen import Load
 from tests.helpers import encode
+from tests.serving.live_server import free_port, start_server, stop, wait_until_ready, worker_pids
 from tests.serving.publish import publish_broken_model, publish_model
 from tests.serving.test_api import GARMENTS
-from tests.serving.test_gunicorn import free_port, start_gunicorn, wait_until_ready
 
 
 def reload_counts(url: str) -> dict[str, float]:
@@ -22,11 +24,10 @@ def reload_counts(url: str) -> dict[str, float]:
             if line.startswith(prefix)}  # fmt: skip
 
 
-def test_reload_under_load_loses_no_request(copy_model, tmp_path, monkeypatch):
-    monkeypatch.setenv("FASHION_SOFTMAX_MODEL_RELOAD_INTERVAL", "1")
+def test_reload_under_load_loses_no_request(copy_model, tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = start_gunicorn(copy_model, port, tmp_path / "server.log")
+    server = start_server(copy_model, port, tmp_path / "server.log", model_reload_interval=1)
     try:
         wait_until_ready(url, server, tmp_path / "server.log")
         old_version = requests.get(f"{url}/ready", timeout=5).json()["model"]["version"]
@@ -41,8 +42,7 @@ def test_reload_under_load_loses_no_request(copy_model, tmp_path, monkeypatch):
         assert server.poll() is None
         counts = reload_counts(url)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
 
     answers, failed = load.answers, load.failed()
     assert len(answers) > 500 and not failed, f"{len(failed)} of {len(answers)} failed: {failed[:5]}"
@@ -52,3 +52,26 @@ def test_reload_under_load_loses_no_request(copy_model, tmp_path, monkeypatch):
     assert load.versions_after(published + 10) == {new_version}  # both workers moved, past the broken one too
     assert any(answer.at > broken_published + 3 for answer in answers)
     assert counts == {"ok": 2.0, "failed": 2.0}  # per worker: one swap, one refusal
+
+
+def test_sighup_to_the_server_reloads_every_worker_in_place(copy_model, tmp_path):
+    port = free_port()
+    url, log = f"http://127.0.0.1:{port}", tmp_path / "server.log"
+    server = start_server(copy_model, port, log, model_reload_interval=3600)  # only SIGHUP can reload
+    try:
+        wait_until_ready(url, server, log)
+        workers = worker_pids(server)
+        new_version = publish_model(copy_model, seed=12)["version"]
+        time.sleep(1)
+        assert reload_counts(url) == {}  # nothing noticed it yet
+        os.kill(server.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while reload_counts(url).get("ok") != 2.0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert reload_counts(url) == {"ok": 2.0}  # both workers, within seconds
+        session = requests.Session()
+        versions = {session.get(f"{url}/ready", timeout=5).json()["model"]["version"] for _ in range(20)}
+        assert versions == {new_version}
+        assert worker_pids(server) == workers and "Respawning" not in log.read_text()  # reloaded, not restarted
+    finally:
+        stop(server)

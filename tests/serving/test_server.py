@@ -1,14 +1,12 @@
-"""End to end: gunicorn on 127.0.0.1 serving a model trained on the real Fashion-MNIST, over real HTTP."""
+"""End to end: the production server (Granian, `python -m serving`) on 127.0.0.1 serving a model trained
+on the real Fashion-MNIST, over real HTTP."""
 
 from __future__ import annotations
 
 import base64
 import io
-import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +16,10 @@ import requests
 from PIL import Image
 
 from tests.helpers import encode
+from tests.serving.live_server import ROOT, free_port, start_server, stop, wait_until_ready, worker_pids
 from tests.serving.test_api import BAD_REQUESTS
 
 pytestmark = pytest.mark.dataset
-ROOT = Path(__file__).resolve().parents[2]
-GUNICORN = Path(sys.executable).with_name("gunicorn")
 
 
 @pytest.fixture(scope="module")
@@ -32,53 +29,19 @@ def real_model(real_run):
     return real_run.out_dir, real_run.test.images[:32].numpy()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_gunicorn(model_dir: Path, port: int, log: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "FASHION_SOFTMAX_HOST": "127.0.0.1",
-        "FASHION_SOFTMAX_PORT": str(port),
-        "FASHION_SOFTMAX_MODEL_DIR": str(model_dir),
-        "FASHION_SOFTMAX_WORKERS": "2",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    with open(log, "wb") as output:
-        return subprocess.Popen(
-            [str(GUNICORN), "-c", "serving/gunicorn.conf.py"], cwd=ROOT, env=env, stdout=output, stderr=output
-        )
-
-
-def wait_until_ready(url: str, process: subprocess.Popen, log: Path, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/ready", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        assert process.poll() is None, log.read_text()
-        time.sleep(0.2)
-    pytest.fail(f"server not ready in {seconds} s:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def server(real_model, tmp_path_factory):
+    """The production server (2 workers) around the real model: (url, process, log)."""
     model_dir, _ = real_model
     port = free_port()
-    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    process = start_gunicorn(model_dir, port, log)
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    process = start_server(model_dir, port, log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(url, process, log)
         yield url, process, log
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process)
 
 
 def reference(model_dir: Path, images: list[bytes]) -> np.ndarray:
@@ -116,6 +79,8 @@ def test_raw_multipart_and_json_agree_with_the_model(server, real_model):
 
 def test_bad_requests_get_4xx_and_no_worker_dies(server):
     url, process, log = server
+    workers = worker_pids(process)
+    assert len(workers) == 2
     for name, (method, path, body, content_type, status, code) in BAD_REQUESTS.items():
         if name == "image-too-many-pixels":
             continue  # the test-client app has a lower pixel limit than the server's default
@@ -124,7 +89,8 @@ def test_bad_requests_get_4xx_and_no_worker_dies(server):
         assert (response.status_code, response.json()["error"]["code"]) == (status, code), name
     assert requests.get(f"{url}/health", timeout=5).status_code == 200
     assert process.poll() is None
-    assert log.read_text().count("Booting worker") == 2  # no worker was lost and replaced
+    assert worker_pids(process) == workers  # no worker was lost and replaced
+    assert "Respawning" not in log.read_text()
 
 
 def test_metrics_add_up_over_workers(server, real_model):
@@ -146,9 +112,17 @@ def test_metrics_add_up_over_workers(server, real_model):
 
 
 def test_startup_without_a_model_fails_in_one_line(tmp_path):
-    process = start_gunicorn(tmp_path / "empty", free_port(), tmp_path / "log")
+    process = start_server(tmp_path / "empty", free_port(), tmp_path / "log")
     assert process.wait(timeout=60) != 0
     output = (tmp_path / "log").read_text()
     assert "Traceback" not in output
     (line,) = [line for line in output.splitlines() if "cannot start" in line]
     assert str(tmp_path / "empty" / "model.json") in line and "make train-export" in line
+
+
+def test_the_launcher_leaves_prometheus_client_unimported():
+    """prometheus_client fixes its sample store when first imported: the server's main process must not
+    import it before choosing PROMETHEUS_MULTIPROC_DIR, or the workers would count in private memory."""
+    check = "import sys, serving.server; print(any(m.startswith('prometheus_client') for m in sys.modules))"
+    finished = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert finished.stdout.strip() == "False"

@@ -1,0 +1,80 @@
+"""The in-process cost of one single-PNG /predict: the WSGI callable called directly, no HTTP server.
+
+    python -m bench.profile_request [--model-dir artifacts] [--requests 3000] [--top 25]
+
+Prints microseconds per request (best of 5 timed rounds), then the same requests under cProfile,
+sorted by own time, so the expensive steps of the request path are visible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import sys
+import tempfile
+import time
+
+import numpy as np
+from PIL import Image
+from werkzeug.test import EnvironBuilder
+
+
+def png_of_a_garment() -> bytes:
+    pixels = np.zeros((28, 28), dtype=np.uint8)
+    pixels[4:24, 8:20] = 180  # light on black: Fashion-MNIST's convention, no inversion needed
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", default="artifacts")
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args()
+
+    # as under the production server: metrics in multiprocess mode, samples in files (serving/server.py)
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="fashion-softmax-profile-"))
+    from serving import create_app  # prometheus_client picks its value store when first imported
+
+    app = create_app({"MODEL_DIR": args.model_dir, "MODEL_RELOAD_INTERVAL": 0})
+    environ = EnvironBuilder(
+        path="/predict", method="POST", data=png_of_a_garment(), content_type="image/png"
+    ).get_environ()
+    body = environ["wsgi.input"].getvalue()
+
+    def one_request() -> None:
+        environ["wsgi.input"] = io.BytesIO(body)
+        status = []
+        chunks = app(environ, lambda s, headers, exc_info=None: status.append(s))
+        b"".join(chunks)
+        if not status[0].startswith("200"):
+            sys.exit(f"unexpected status {status[0]}")
+
+    for _ in range(200):  # warm-up: imports, caches, onnxruntime's first runs
+        one_request()
+    rounds = []
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(args.requests):
+            one_request()
+        rounds.append((time.perf_counter() - started) / args.requests * 1e6)
+    print(f"{min(rounds):.1f} us per request (best of 5 rounds of {args.requests}; all: "
+          f"{', '.join(f'{r:.0f}' for r in rounds)})")  # fmt: skip
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(args.requests):
+        one_request()
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    print(f"under cProfile: {stats.total_tt / args.requests * 1e6:.1f} us per request")
+    stats.sort_stats("tottime").print_stats(args.top)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""The production server: Granian running `create_app()` in worker processes. `python -m serving` (make serve).
+
+Settings, each from the environment: FASHION_SOFTMAX_HOST (127.0.0.1), _PORT (8000), _WORKERS (2),
+_THREADS (32 per worker), _MODEL_DIR (artifacts), _ACCESS_LOG (off; 1 logs every request);
+PROMETHEUS_MULTIPROC_DIR (a fresh temporary folder). Why Granian, and these settings: bench/bench_serve.py
+measures it beside gunicorn, and `make reliability` checks it under faults and slow clients.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from granian import Granian
+from granian.constants import HTTPModes, Interfaces, RuntimeModes
+from granian.http import HTTP1Settings
+
+from serving.model import ModelLoadError, Predictor
+from serving.reload import forward_sighup_to_workers
+
+
+def check_model(model_dir: str) -> None:
+    """Fail fast, in one line and before any worker starts, when there is no usable model."""
+    try:
+        Predictor.load(model_dir)
+    except ModelLoadError as error:
+        print(f"fashion-softmax: cannot start: {error}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+def prepare_metrics_dir() -> None:
+    """Every worker writes its Prometheus samples here and /metrics adds them up (serving/metrics.py).
+
+    A dead worker's files stay: its counts remain in the sums, which is what counters must do. Only
+    live gauges would need gunicorn's mark_process_dead, and this service has none.
+    """
+    folder = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="fashion-softmax-")))
+    folder.mkdir(parents=True, exist_ok=True)  # /tmp may be a fresh tmpfs (read-only containers)
+    for stale in folder.glob("*.db"):  # samples of an earlier run would be added to this one's
+        stale.unlink()
+
+
+def build_server() -> Granian:
+    environ = os.environ
+    server = Granian(
+        "serving:create_app",
+        factory=True,  # each worker calls create_app() once: one model per worker process
+        address=environ.get("FASHION_SOFTMAX_HOST", "127.0.0.1"),
+        port=int(environ.get("FASHION_SOFTMAX_PORT", "8000")),
+        interface=Interfaces.WSGI,
+        http=HTTPModes.http1,
+        websockets=False,
+        workers=int(environ.get("FASHION_SOFTMAX_WORKERS", "2")),
+        runtime_mode=RuntimeModes.st,  # one I/O thread per worker: the Python side is the bottleneck
+        # Granian reads a request body while the app reads wsgi.input, in one of these threads, without the
+        # GIL: a client that trickles its body holds one thread, not the worker. Enough threads that
+        # stalled clients cannot take them all; fast requests still run one at a time under the GIL.
+        blocking_threads=int(environ.get("FASHION_SOFTMAX_THREADS", "32")),
+        http1_settings=HTTP1Settings(header_read_timeout=10_000, keep_alive=True),  # ms for the headers
+        backlog=2048,
+        respawn_failed_workers=True,  # a worker that dies (OOM, SIGKILL) is replaced
+        respawn_interval=0.5,
+        workers_kill_timeout=10,  # graceful shutdown: in-flight requests get 10 s to finish
+        log_access=environ.get("FASHION_SOFTMAX_ACCESS_LOG", "") not in ("", "0"),
+    )
+    server.on_startup(forward_sighup_to_workers)  # SIGHUP: workers reload the model in place, none restarts
+    return server
+
+
+def main() -> None:
+    check_model(os.environ.get("FASHION_SOFTMAX_MODEL_DIR", "artifacts"))
+    prepare_metrics_dir()
+    build_server().serve()
