@@ -1,13 +1,16 @@
-"""Benchmark: a bounded load test of the service on 127.0.0.1, beside the naive baseline.
+"""Benchmark: bounded load tests of the service on 127.0.0.1: WSGI servers side by side, the V2 protocol,
+and the naive baseline.
 
-    python -m bench.bench_serve [--duration 20] [--connections 16] [--repeats 3]   (make bench-serve)
+    python -m bench.bench_serve [--duration 10] [--connections 16] [--repeats 3]   (make bench-serve)
 
-Starts our gunicorn service and the naive Flask development server on free local
-ports, drives each with wrk (Debian's package) for a fixed time per scenario:
-single raw PNG posts, 64-image multipart batches, the naive server's single
-multipart PNG, and the V2 protocol (bench/v2_bodies.py: JSON FP32 batch 1, binary FP32
-batch 64, binary image_bytes PNG batch 64). Prints requests/s, images/s, p50/p99 latency and errors (medians of
-the repeats), writes bench/results/serve.json, and stops both servers.
+The same Flask app runs under gunicorn sync workers (the baseline: the service before Granian), gunicorn
+gthread workers, and Granian (`python -m serving`, the production server), 2 workers each, beside the
+naive server (torch behind Flask's development server). wrk (Debian's package) drives each scenario for
+a fixed time, the repeats interleaved: single raw PNG posts and 64-image multipart batches on every
+server, the V2 protocol on Granian (bench/v2_bodies.py: JSON FP32 batch 1, binary FP32 batch 64, binary
+image_bytes PNG batch 64), one multipart PNG on the naive server. Then each WSGI server is probed for
+keep-alive, an ordinary request beside 8 stalled clients, and a worker killed under load
+(bench/server_probes.py). Prints medians and the ratios, writes bench/results/serve.json, stops everything.
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ from pathlib import Path
 import requests
 from PIL import Image
 
-from bench import v2_bodies
+from bench import server_probes, v2_bodies
 from training.data import load_fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 BOUNDARY = "fashionsoftmaxbench"
+MULTIPART_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
 
 
 def free_port() -> int:
@@ -73,21 +77,28 @@ def wait_ready(url: str, process: subprocess.Popen, seconds: float = 60) -> None
     raise RuntimeError(f"{url} not up after {seconds} s")
 
 
-def run_wrk(url: str, body_file: Path, content_type: str, args, images_per_request: int, headers=None) -> dict:
+def wrk_command(url: str, body_file: Path, content_type: str, connections: int, duration: int, headers=None):
     script = body_file.with_suffix(".lua")
     extra = "".join(f'wrk.headers["{name}"] = "{value}"\n' for name, value in (headers or {}).items())
     script.write_text(
         f'local f = io.open("{body_file}", "rb"); local body = f:read("*all"); f:close()\n'
         f'wrk.method = "POST"; wrk.body = body; wrk.headers["Content-Type"] = "{content_type}"\n{extra}'
     )
-    output = subprocess.run(
-        ["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, timeout=args.duration + 60, check=True,
-    ).stdout  # fmt: skip
+    return ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url]
+
+
+def run_wrk(url: str, body_file: Path, content_type: str, args, images_per_request: int, headers=None) -> dict:
+    command = wrk_command(url, body_file, content_type, args.connections, args.duration, headers)
+    output = subprocess.run(command, capture_output=True, text=True, timeout=args.duration + 60, check=True).stdout
+    return parse_wrk(output, images_per_request)
+
+
+def parse_wrk(output: str, images_per_request: int = 1) -> dict:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {
+        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
         "requests_per_second": rps,
         "images_per_second": rps * images_per_request,
         "p50_ms": latency(output, "50%"),
@@ -105,9 +116,43 @@ def median_of(runs: list[dict]) -> dict:
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]} | {"runs": runs}
 
 
+# The WSGI servers compared, each around the same app with 2 workers: name -> (command, extra environment).
+GUNICORN = [str(Path(sys.executable).with_name("gunicorn")), "-c", "serving/gunicorn.conf.py"]
+SERVERS = {
+    "gunicorn_sync": (GUNICORN, {"FASHION_SOFTMAX_THREADS": "1"}),  # the baseline: the service before Granian
+    "gunicorn_gthread": (GUNICORN, {"FASHION_SOFTMAX_THREADS": "8"}),
+    "granian": ([sys.executable, "-m", "serving"], {}),  # the production server (serving/server.py)
+}
+
+
+def start(command: list[str], port: int, model_dir: Path, extra: dict) -> subprocess.Popen:
+    env = {**os.environ, "FASHION_SOFTMAX_HOST": "127.0.0.1", "FASHION_SOFTMAX_PORT": str(port),
+           "FASHION_SOFTMAX_MODEL_DIR": str(model_dir), "FASHION_SOFTMAX_WORKERS": "2",
+           "FASHION_SOFTMAX_MODEL_RELOAD_INTERVAL": "2", **extra}  # fmt: skip
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def probe(name: str, port: int, process: subprocess.Popen, single: Path, single_png: bytes) -> dict:
+    """Keep-alive, an ordinary request beside stalled clients, a worker killed under wrk (bench/server_probes.py)."""
+    stalled = server_probes.beside_stalled_clients(port, single_png)
+    command = wrk_command(f"http://127.0.0.1:{port}/predict", single, "image/png", 16, 6)
+    death = server_probes.worker_death(process.pid, command)
+    wrk = parse_wrk(death["output"])
+    found = {
+        "keep_alive": server_probes.keeps_alive(port, single_png),
+        "beside_8_stalled_clients_ms": None if stalled is None else round(stalled * 1000, 1),
+        "worker_killed_failed_requests": wrk["errors"],
+        "worker_killed_requests": wrk["requests"],
+        "worker_replaced": death["replaced"],
+    }
+    print(f"{name}: {found}", flush=True)
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=20, help="seconds per load test")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per load test")
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections")
     parser.add_argument("--repeats", type=int, default=3, help="load tests per scenario; medians are reported")
     parser.add_argument("--model-dir", type=Path, default=ROOT / "artifacts")
@@ -120,91 +165,100 @@ def main() -> None:
         sys.exit(f"bench_serve: no model in {args.model_dir}; run `make train-export` first")
 
     _, test = load_fashion_mnist(args.data_dir)
-    images = [png(pixels) for pixels in test.images[:64].numpy()]
-    work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
-    (work / "single.png").write_bytes(images[0])
-    (work / "batch64.bin").write_bytes(multipart(images))
-    (work / "single-multipart.bin").write_bytes(multipart(images[:1]))
-    multipart_type = f"multipart/form-data; boundary={BOUNDARY}"
-
-    ours_port, naive_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "FASHION_SOFTMAX_HOST": "127.0.0.1",
-        "FASHION_SOFTMAX_PORT": str(ours_port),
-        "FASHION_SOFTMAX_MODEL_DIR": str(args.model_dir),
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    servers = [
-        subprocess.Popen([str(gunicorn), "-c", "serving/gunicorn.conf.py"], cwd=ROOT, env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        subprocess.Popen([sys.executable, "-m", "bench.naive_server", str(args.model_dir), str(naive_port)],
-                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-    ]  # fmt: skip
-    ours, naive = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{naive_port}"
-    scenarios = {
-        "ours_single_raw_png": (f"{ours}/predict", work / "single.png", "image/png", 1),
-        "ours_batch64_multipart": (f"{ours}/predict", work / "batch64.bin", multipart_type, 64),
-        "naive_single_multipart_png": (f"{naive}/predict", work / "single-multipart.bin", multipart_type, 1),
-    }
     pixels = test.images[:64].numpy()
+    images = [png(image) for image in pixels]
+    work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    bodies = {
+        "single_raw_png": (images[0], "image/png", {}, 1),
+        "batch64_multipart": (multipart(images), MULTIPART_TYPE, {}, 64),
+    }
     v2 = {
         "v2_json_fp32_batch1": v2_bodies.json_fp32(pixels[:1]),
         "v2_binary_fp32_batch64": v2_bodies.binary_fp32(pixels),
         "v2_image_bytes_png_batch64": v2_bodies.binary_image_bytes(images),
     }
+    ports = {name: free_port() for name in [*SERVERS, "naive"]}
+    processes = {name: start(command, ports[name], args.model_dir, extra) for name, (command, extra) in SERVERS.items()}
+    processes["naive"] = subprocess.Popen(
+        [sys.executable, "-m", "bench.naive_server", str(args.model_dir), str(ports["naive"])],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    scenarios = {}  # name -> (url, body file, content type, images per request, extra headers)
+    for server in SERVERS:
+        for kind, (body, content_type, headers, per_request) in bodies.items():
+            scenarios[f"{server}_{kind}"] = (f"http://127.0.0.1:{ports[server]}/predict", body, content_type,
+                                             per_request, headers)  # fmt: skip
     for name, (body, content_type, headers, per_request) in v2.items():
-        (work / f"{name}.bin").write_bytes(body)
-        scenarios[name] = (f"{ours}{v2_bodies.INFER}", work / f"{name}.bin", content_type, per_request, headers)
+        scenarios[f"granian_{name}"] = (f"http://127.0.0.1:{ports['granian']}{v2_bodies.INFER}", body,
+                                        content_type, per_request, headers)  # fmt: skip
+    scenarios["naive_single_multipart_png"] = (f"http://127.0.0.1:{ports['naive']}/predict",
+                                               multipart(images[:1]), MULTIPART_TYPE, 1, {})  # fmt: skip
+    files = {name: work / f"{name}.bin" for name in scenarios}
+    for name, scenario in scenarios.items():
+        files[name].write_bytes(scenario[1])
     results: dict[str, list[dict]] = {name: [] for name in scenarios}
+    behaviour = {}
     try:
-        wait_ready(f"{ours}/ready", servers[0])
-        wait_ready(f"{naive}/", servers[1])
+        for name, process in processes.items():
+            wait_ready(f"http://127.0.0.1:{ports[name]}/" + ("ready" if name != "naive" else ""), process)
         warm_up = argparse.Namespace(connections=args.connections, duration=2)
-        for url, body, content_type, per_request, *headers in scenarios.values():  # first connections: not measured
-            run_wrk(url, body, content_type, warm_up, per_request, *headers)
-        for repeat in range(args.repeats):
-            for name, (url, body, content_type, per_request, *headers) in scenarios.items():
-                results[name].append(run_wrk(url, body, content_type, args, per_request, *headers))
+        for name, (url, _, content_type, per_request, headers) in scenarios.items():  # not measured
+            run_wrk(url, files[name], content_type, warm_up, per_request, headers)
+        for repeat in range(args.repeats):  # interleaved: a slow moment of the machine hits every scenario
+            for name, (url, _, content_type, per_request, headers) in scenarios.items():
+                results[name].append(run_wrk(url, files[name], content_type, args, per_request, headers))
                 print(f"run {repeat + 1}/{args.repeats} {name}: {results[name][-1]}", flush=True)
+        for name in SERVERS:
+            behaviour[name] = probe(name, ports[name], processes[name], files[f"{name}_single_raw_png"], images[0])
     finally:
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            server.wait(timeout=30)
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            process.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
 
     summary = {name: median_of(runs) for name, runs in results.items()}
+
+    def ratio(a: str, b: str, key: str) -> float:
+        return summary[a][key] / summary[b][key]
+
     report = {
         "load": {"duration_s": args.duration, "connections": args.connections, "repeats": args.repeats,
                  "generator": "wrk -t1, same machine", "host": "127.0.0.1"},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "scenarios": summary,
-        "single_speedup_vs_naive": summary["ours_single_raw_png"]["requests_per_second"]
-        / summary["naive_single_multipart_png"]["requests_per_second"],
-        # issue 7's targets: >= 2 and >= 0.75
-        "v2_binary64_vs_multipart64_images": summary["v2_binary_fp32_batch64"]["images_per_second"]
-        / summary["ours_batch64_multipart"]["images_per_second"],
-        "v2_json1_vs_single_png_requests": summary["v2_json_fp32_batch1"]["requests_per_second"]
-        / summary["ours_single_raw_png"]["requests_per_second"],
+        "servers": behaviour,
+        "ratios": {
+            # issue 10: >= 2.0 (p99 no worse than the baseline's) and >= 1.3
+            "granian_vs_gunicorn_sync_single_png_requests": ratio(
+                "granian_single_raw_png", "gunicorn_sync_single_raw_png", "requests_per_second"),
+            "granian_vs_gunicorn_sync_batch64_images": ratio(
+                "granian_batch64_multipart", "gunicorn_sync_batch64_multipart", "images_per_second"),
+            # issue 7: >= 2 and >= 0.75
+            "v2_binary64_vs_multipart64_images": ratio(
+                "granian_v2_binary_fp32_batch64", "granian_batch64_multipart", "images_per_second"),
+            "v2_json1_vs_single_png_requests": ratio(
+                "granian_v2_json_fp32_batch1", "granian_single_raw_png", "requests_per_second"),
+            "single_png_vs_naive_requests": ratio(
+                "granian_single_raw_png", "naive_single_multipart_png", "requests_per_second"),
+        },
     }  # fmt: skip
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report, indent=2) + "\n")
 
-    print(f"\n{'scenario (medians)':30}{'req/s':>10}{'images/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    print(f"\n{'scenario (medians)':42}{'req/s':>9}{'images/s':>10}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}")
     for name, row in summary.items():
-        print(
-            f"{name:30}{row['requests_per_second']:10.0f}{row['images_per_second']:11.0f}"
-            f"{row['p50_ms']:9.2f}{row['p99_ms']:9.2f}{row['errors']:8.0f}"
-        )
-    print(
-        f"single-image speed-up over the naive server: {report['single_speedup_vs_naive']:.1f}x; report: {args.report}"
-    )
-    print(
-        f"V2 binary FP32 batch 64 / multipart batch 64, images/s: {report['v2_binary64_vs_multipart64_images']:.2f}x; "
-        f"V2 JSON FP32 batch 1 / single raw PNG, requests/s: {report['v2_json1_vs_single_png_requests']:.2f}x"
-    )
+        print(f"{name:42}{row['requests_per_second']:9.0f}{row['images_per_second']:10.0f}"
+              f"{row['p50_ms']:8.2f}{row['p99_ms']:8.2f}{row['errors']:7.0f}")  # fmt: skip
+    print(f"\n{'server':18}{'keep-alive':>11}{'beside 8 stalled':>18}{'worker killed: failed/sent, replaced':>40}")
+    for name, row in behaviour.items():
+        stalled = "frozen" if row["beside_8_stalled_clients_ms"] is None else f"{row['beside_8_stalled_clients_ms']} ms"
+        killed = f"{row['worker_killed_failed_requests']}/{row['worker_killed_requests']}, {row['worker_replaced']}"
+        print(f"{name:18}{row['keep_alive']!s:>11}{stalled:>18}{killed:>40}")
+    print("")
+    for name, value in report["ratios"].items():
+        print(f"{name}: {value:.2f}x")
+    print(f"report: {args.report}")
 
 
 if __name__ == "__main__":
