@@ -1,4 +1,5 @@
-"""Fixtures shared by both halves: the real Fashion-MNIST and a model trained on it by the real CLI."""
+"""Fixtures shared by both halves: the real Fashion-MNIST, a model trained on it by the real CLI, and a small
+model trained on synthetic garments."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
-from tests.helpers import skip_or_fail
-from training.data import DataNotFoundError, Split, load_fashion_mnist
+from tests.helpers import skip_or_fail, synthetic_images
+from training.data import LABELS, DataNotFoundError, Split, load_fashion_mnist
+from training.export import TrainingSummary, export
+from training.train import TrainConfig, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,3 +43,18 @@ def real_run(tmp_path_factory) -> RealRun:
         capture_output=True, text=True, timeout=600, cwd=ROOT,
     )  # fmt: skip
     return RealRun(data_dir, test, out_dir, finished)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    """artifacts/ of a model trained briefly on synthetic garments (class k = a bright band at rows 2+2k)."""
+    folder = tmp_path_factory.mktemp("artifacts")
+    splits = []
+    for count, seed in ((2048, 0), (256, 1)):
+        images, labels = synthetic_images(count, seed)
+        splits.append(Split(torch.from_numpy(images), torch.from_numpy(labels).long()))
+    config = TrainConfig(epochs=3, batch_size=64)
+    result = fit(config, *splits, torch.device("cpu"))
+    summary = TrainingSummary(config.to_dict(), "cpu", result.seconds, result.history)
+    export(result.net, summary, *splits, LABELS, folder)
+    return folder

@@ -1,34 +1,14 @@
-"""Fixtures for the serving tests: a small real model exported into a temporary folder, and apps around it."""
+"""Fixtures for the serving tests: apps around the small model (tests/conftest.py), responses checked."""
 
 from __future__ import annotations
 
 import shutil
 
 import pytest
-import torch
 from flask import Flask
 
 from serving import create_app
-from tests.helpers import synthetic_images
 from tests.serving.openapi_check import CheckedClient
-from training.data import LABELS, Split
-from training.export import TrainingSummary, export
-from training.train import TrainConfig, fit
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory):
-    """artifacts/ of a model trained briefly on synthetic garments (class k = a bright band at rows 2+2k)."""
-    folder = tmp_path_factory.mktemp("artifacts")
-    splits = []
-    for count, seed in ((2048, 0), (256, 1)):
-        images, labels = synthetic_images(count, seed)
-        splits.append(Split(torch.from_numpy(images), torch.from_numpy(labels).long()))
-    config = TrainConfig(epochs=3, batch_size=64)
-    result = fit(config, *splits, torch.device("cpu"))
-    summary = TrainingSummary(config.to_dict(), "cpu", result.seconds, result.history)
-    export(result.net, summary, *splits, LABELS, folder)
-    return folder
 
 
 @pytest.fixture(autouse=True)
