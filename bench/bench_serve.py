@@ -117,7 +117,7 @@ def median_of(runs: list[dict]) -> dict:
 
 
 # The WSGI servers compared, each around the same app with 2 workers: name -> (command, extra environment).
-GUNICORN = [str(Path(sys.executable).with_name("gunicorn")), "-c", "serving/gunicorn.conf.py"]
+GUNICORN = [str(Path(sys.executable).with_name("gunicorn")), "-c", "bench/gunicorn_baseline.conf.py"]
 SERVERS = {
     "gunicorn_sync": (GUNICORN, {"FASHION_SOFTMAX_THREADS": "1"}),  # the baseline: the service before Granian
     "gunicorn_gthread": (GUNICORN, {"FASHION_SOFTMAX_THREADS": "8"}),

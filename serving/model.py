@@ -64,7 +64,7 @@ class Predictor:
         if hashlib.sha256(model_bytes).hexdigest() != manifest.get("sha256"):
             raise ModelLoadError(f"{model_path} does not match the sha256 in {manifest_path}: {REMEDY}")
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads  # one per worker: gunicorn runs several
+        options.intra_op_num_threads = threads  # one per worker process: the server runs several
         options.inter_op_num_threads = 1
         try:
             session = onnxruntime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])

@@ -1,7 +1,8 @@
-"""gunicorn settings for the service (make serve, the container); each from the environment.
+"""gunicorn settings of the service before Granian: the baseline of `make bench-serve` (bench/bench_serve.py).
 
-FASHION_SOFTMAX_HOST (127.0.0.1), _PORT (8000), _WORKERS (2), _THREADS (1),
-_MODEL_DIR (artifacts); PROMETHEUS_MULTIPROC_DIR (a fresh temporary folder).
+    gunicorn -c bench/gunicorn_baseline.conf.py
+Settings from the environment: FASHION_SOFTMAX_HOST (127.0.0.1), _PORT (8000), _WORKERS (2), _THREADS (1: sync
+workers; more: gthread workers), _MODEL_DIR (artifacts); PROMETHEUS_MULTIPROC_DIR (a fresh temporary folder).
 """
 
 import os
