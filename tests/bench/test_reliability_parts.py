@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,7 +40,7 @@ def post(server: ProductionServer) -> int:
 def test_the_two_workers_are_the_servers_children_with_a_resident_size(server):
     workers = server.worker_pids()
     assert len(workers) == 2 and server.process.pid not in workers
-    assert all(f"PPid:\t{server.process.pid}" in open(f"/proc/{pid}/status").read() for pid in workers)
+    assert all(f"PPid:\t{server.process.pid}" in Path(f"/proc/{pid}/status").read_text() for pid in workers)
     assert all(20_000 < rss_kib(pid) < 2_000_000 for pid in workers)  # KiB: a Python with onnxruntime loaded
 
 
