@@ -80,7 +80,7 @@ async function classifyOne(card, blob, name) {
     return showError(card, `The service could not be reached (${error.message}).`);
   }
   const body = await response.json().catch(() => null);
-  if (!response.ok) return showError(card, `${messageOf(body, response)} (HTTP ${response.status})`);
+  if (!response.ok || !body) return showError(card, `${messageOf(body, response)} (HTTP ${response.status})`);
   showPrediction(card, body.predictions[0]);
   if (!performance.getEntriesByName("fs:first-result").length) performance.mark("fs:first-result");
 }

@@ -14,8 +14,7 @@ from selenium.webdriver.chrome.service import Service
 from tests.helpers import skip_or_fail
 from tests.serving.live_server import ROOT, live_server
 
-CHROMIUM = Path("/usr/bin/chromium")  # apt-get install chromium chromium-driver (.ci/run does)
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
+BINARIES = (Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"))  # Debian's; .ci/run installs them
 OUTPUT = ROOT / "tests" / "output"  # screenshots and timings a person can look at (git-ignored)
 
 
@@ -43,16 +42,16 @@ def real_server(real_run, tmp_path_factory):
 @pytest.fixture
 def browser():
     """Headless Chromium with its network and console logs kept; quit after the test."""
-    for binary in (CHROMIUM, CHROMEDRIVER):
-        if not (binary.exists() or shutil.which(binary.name)):
-            skip_or_fail(f"{binary} is missing (apt-get install chromium chromium-driver)")
+    chromium, chromedriver = (str(path) if path.exists() else shutil.which(path.name) for path in BINARIES)
+    if not (chromium and chromedriver):
+        skip_or_fail("chromium or chromedriver is missing (apt-get install chromium chromium-driver)")
     options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM if CHROMIUM.exists() else shutil.which(CHROMIUM.name))
+    options.binary_location = chromium
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000",
                      "--no-first-run", "--disable-background-networking", "--disable-component-update"):  # fmt: skip
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver = webdriver.Chrome(options=options, service=Service(chromedriver))
     driver.set_page_load_timeout(30)
     driver.set_script_timeout(30)
     try:
