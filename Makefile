@@ -45,6 +45,11 @@ bench-serve: $(STAMP) ## load test (wrk) of the service and of the naive Flask+t
 	@test -f artifacts/model.json || $(MAKE) train-export
 	$(BIN)/python -m bench.bench_serve
 
+.PHONY: reliability
+reliability: $(STAMP) ## the server (2 workers) under fuzzing, load, 100k requests, a killed worker, slow clients
+	@test -f artifacts/model.json || $(MAKE) train-export
+	$(BIN)/python -m bench.reliability
+
 .PHONY: lint
 lint: $(STAMP) ## ruff, hadolint on the Dockerfiles, docker compose config
 	$(BIN)/ruff check .

@@ -20,9 +20,7 @@ import io
 import json
 import os
 import platform
-import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,18 +31,13 @@ from pathlib import Path
 import requests
 from PIL import Image
 
-from bench import server_probes, v2_bodies
+from bench import server_probes, v2_bodies, wrk
+from bench.production_server import free_port
 from training.data import load_fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 BOUNDARY = "fashionsoftmaxbench"
 MULTIPART_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def png(pixels) -> bytes:
@@ -77,43 +70,9 @@ def wait_ready(url: str, process: subprocess.Popen, seconds: float = 60) -> None
     raise RuntimeError(f"{url} not up after {seconds} s")
 
 
-def wrk_command(url: str, body_file: Path, content_type: str, connections: int, duration: int, headers=None):
-    script = body_file.with_suffix(".lua")
-    extra = "".join(f'wrk.headers["{name}"] = "{value}"\n' for name, value in (headers or {}).items())
-    script.write_text(
-        f'local f = io.open("{body_file}", "rb"); local body = f:read("*all"); f:close()\n'
-        f'wrk.method = "POST"; wrk.body = body; wrk.headers["Content-Type"] = "{content_type}"\n{extra}'
-    )
-    return ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url]
-
-
-def run_wrk(url: str, body_file: Path, content_type: str, args, images_per_request: int, headers=None) -> dict:
-    command = wrk_command(url, body_file, content_type, args.connections, args.duration, headers)
-    output = subprocess.run(command, capture_output=True, text=True, timeout=args.duration + 60, check=True).stdout
-    return parse_wrk(output, images_per_request)
-
-
-def parse_wrk(output: str, images_per_request: int = 1) -> dict:
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return {
-        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
-        "requests_per_second": rps,
-        "images_per_second": rps * images_per_request,
-        "p50_ms": latency(output, "50%"),
-        "p99_ms": latency(output, "99%"),
-        "errors": errors + (int(non_2xx.group(1)) if non_2xx else 0),
-    }
-
-
-def latency(output: str, percentile: str) -> float:
-    value, unit = re.search(rf"{percentile}\s+([\d.]+)(us|ms|s)", output).groups()
-    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
-
-
 def median_of(runs: list[dict]) -> dict:
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]} | {"runs": runs}
+    numbers = [key for key, value in runs[0].items() if isinstance(value, int | float)]
+    return {key: statistics.median(run[key] for run in runs) for key in numbers} | {"runs": runs}
 
 
 # The WSGI servers compared, each around the same app with 2 workers: name -> (command, extra environment).
@@ -136,14 +95,14 @@ def start(command: list[str], port: int, model_dir: Path, extra: dict) -> subpro
 def probe(name: str, port: int, process: subprocess.Popen, single: Path, single_png: bytes) -> dict:
     """Keep-alive, an ordinary request beside stalled clients, a worker killed under wrk (bench/server_probes.py)."""
     stalled = server_probes.beside_stalled_clients(port, single_png)
-    command = wrk_command(f"http://127.0.0.1:{port}/predict", single, "image/png", 16, 6)
+    command = wrk.command(f"http://127.0.0.1:{port}/predict", single, "image/png", 16, 6)
     death = server_probes.worker_death(process.pid, command)
-    wrk = parse_wrk(death["output"])
+    killed = wrk.parse(death["output"])
     found = {
         "keep_alive": server_probes.keeps_alive(port, single_png),
         "beside_8_stalled_clients_ms": None if stalled is None else round(stalled * 1000, 1),
-        "worker_killed_failed_requests": wrk["errors"],
-        "worker_killed_requests": wrk["requests"],
+        "worker_killed_failed_requests": killed["errors"],
+        "worker_killed_requests": killed["requests"],
         "worker_replaced": death["replaced"],
     }
     print(f"{name}: {found}", flush=True)
@@ -201,12 +160,13 @@ def main() -> None:
     try:
         for name, process in processes.items():
             wait_ready(f"http://127.0.0.1:{ports[name]}/" + ("ready" if name != "naive" else ""), process)
-        warm_up = argparse.Namespace(connections=args.connections, duration=2)
-        for name, (url, _, content_type, per_request, headers) in scenarios.items():  # not measured
-            run_wrk(url, files[name], content_type, warm_up, per_request, headers)
+        for name, (url, _, content_type, per_request, headers) in scenarios.items():  # warm-up, not measured
+            wrk.post_for(url, files[name], content_type, args.connections, 2, headers, per_request)
         for repeat in range(args.repeats):  # interleaved: a slow moment of the machine hits every scenario
             for name, (url, _, content_type, per_request, headers) in scenarios.items():
-                results[name].append(run_wrk(url, files[name], content_type, args, per_request, headers))
+                results[name].append(
+                    wrk.post_for(url, files[name], content_type, args.connections, args.duration, headers, per_request)
+                )
                 print(f"run {repeat + 1}/{args.repeats} {name}: {results[name][-1]}", flush=True)
         for name in SERVERS:
             behaviour[name] = probe(name, ports[name], processes[name], files[f"{name}_single_raw_png"], images[0])

@@ -12,15 +12,10 @@ import socket
 import subprocess
 import time
 from contextlib import ExitStack
-from pathlib import Path
 
 import requests
 
-
-def worker_pids(master_pid: int) -> set[int]:
-    """The worker processes: children of the server's main process (gunicorn and Granian alike)."""
-    path = Path(f"/proc/{master_pid}/task/{master_pid}/children")
-    return {int(pid) for pid in path.read_text().split()} if path.exists() else set()
+from bench.production_server import worker_pids
 
 
 def keeps_alive(port: int, body: bytes) -> bool:

@@ -74,7 +74,7 @@ def decode_input(spec, binary: memoryview, offset: int) -> tuple[Tensor, int]:
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         raise TensorError('each input must be an object with a "name"')
     name, datatype, shape = spec["name"], spec.get("datatype"), spec.get("shape")
-    if datatype not in DATATYPES:
+    if not isinstance(datatype, str) or datatype not in DATATYPES:  # a list or an object is not hashable
         raise TensorError(f"input {name!r}: unknown datatype {datatype!r}; one of {', '.join(DATATYPES)}")
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise TensorError(f"input {name!r}: shape must be a list of non-negative integers, not {shape!r}")

@@ -60,7 +60,7 @@ def test_sighup_to_the_server_reloads_every_worker_in_place(copy_model, tmp_path
     server = start_server(copy_model, port, log, model_reload_interval=3600)  # only SIGHUP can reload
     try:
         wait_until_ready(url, server, log)
-        workers = worker_pids(server)
+        workers = worker_pids(server.pid)
         new_version = publish_model(copy_model, seed=12)["version"]
         time.sleep(1)
         assert reload_counts(url) == {}  # nothing noticed it yet
@@ -72,6 +72,6 @@ def test_sighup_to_the_server_reloads_every_worker_in_place(copy_model, tmp_path
         session = requests.Session()
         versions = {session.get(f"{url}/ready", timeout=5).json()["model"]["version"] for _ in range(20)}
         assert versions == {new_version}
-        assert worker_pids(server) == workers and "Respawning" not in log.read_text()  # reloaded, not restarted
+        assert worker_pids(server.pid) == workers and "Respawning" not in log.read_text()  # reloaded, not restarted
     finally:
         stop(server)

@@ -79,7 +79,7 @@ def test_raw_multipart_and_json_agree_with_the_model(server, real_model):
 
 def test_bad_requests_get_4xx_and_no_worker_dies(server):
     url, process, log = server
-    workers = worker_pids(process)
+    workers = worker_pids(process.pid)
     assert len(workers) == 2
     for name, (method, path, body, content_type, status, code) in BAD_REQUESTS.items():
         if name == "image-too-many-pixels":
@@ -89,7 +89,7 @@ def test_bad_requests_get_4xx_and_no_worker_dies(server):
         assert (response.status_code, response.json()["error"]["code"]) == (status, code), name
     assert requests.get(f"{url}/health", timeout=5).status_code == 200
     assert process.poll() is None
-    assert worker_pids(process) == workers  # no worker was lost and replaced
+    assert worker_pids(process.pid) == workers  # no worker was lost and replaced
     assert "Respawning" not in log.read_text()
 
 

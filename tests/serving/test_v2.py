@@ -179,6 +179,7 @@ BAD_V2 = {
     "length-mismatch": ("POST", INFER, image_tensor([2, 1, 28, 28], ZEROS), {}, 400, "the shape needs 1568"),
     "ragged-data": ("POST", INFER, image_tensor([2, 1, 28, 28], [ZEROS, [0.0]]), {}, 400, "not an even array"),
     "unknown-datatype": ("POST", INFER, image_tensor([1, 1, 28, 28], ZEROS, "FP8"), {}, 400, "unknown datatype"),
+    "datatype-a-list": ("POST", INFER, image_tensor([1, 1, 28, 28], ZEROS, [["FP32"]]), {}, 400, "unknown datatype"),
     "int32-datatype": ("POST", INFER, image_tensor([1, 1, 28, 28], [0] * 784, "INT32"), {}, 400, "must be FP32"),
     "out-of-range": ("POST", INFER, image_tensor([1, 1, 28, 28], [300.0] * 784), {}, 400, "values must be in 0-255"),
     "nan": ("POST", INFER, image_tensor([1, 1, 28, 28], [float("nan")] * 784), {}, 400, "finite"),
