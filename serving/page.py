@@ -14,6 +14,7 @@ from serving.errors import ApiError
 bp = Blueprint("page", __name__)
 
 STATIC = Path(__file__).with_name("static")  # index.html, page.js, page.css; docs.html, docs.js
+PAGE_FILES = frozenset(path.name for path in STATIC.iterdir() if path.is_file())  # nothing else is served
 # Swagger UI 5 (renders OpenAPI 3.1) as the flask-swagger-ui wheel ships it: no CDN. Only these two are needed.
 SWAGGER_UI = Path(str(files("flask_swagger_ui") / "dist"))
 SWAGGER_FILES = frozenset({"swagger-ui-bundle.js", "swagger-ui.css"})
@@ -31,6 +32,8 @@ def index():
 
 @bp.get("/static/<name>")
 def static_file(name: str):
+    if name not in PAGE_FILES:
+        raise ApiError(404, "not_found", f"no file {name!r} under /static/")
     return _send(STATIC, name, policy=PAGE_POLICY)
 
 
