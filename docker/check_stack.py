@@ -4,7 +4,7 @@
 
 Posts real Fashion-MNIST test images to the published port and checks the
 predictions (accuracy, and agreement with the deployed model.onnx run locally),
-then bad input (4xx JSON), /ready, and /metrics summed over the api replicas (read with
+then bad input (4xx JSON), the page at / and /docs, /ready, and /metrics summed over the api replicas (read with
 `docker compose exec`: the replicas are not published). Exits non-zero on the first failure.
 """
 
@@ -72,6 +72,22 @@ def main(url: str, model_path: str) -> None:
             response.status_code == status and "message" in response.json()["error"],
             f"bad input ({content_type}) gets {status} with a JSON error: {response.json()['error']['code']}",
         )
+
+    # The page a person opens, its files and Swagger UI, through the proxy (the image carries them all).
+    page_files = (
+        ("/", "text/html", 'src="static/page.js"'),
+        ("/static/page.js", "text/javascript", "predict"),
+        ("/docs", "text/html", "swagger-ui"),
+        ("/docs/swagger-ui-bundle.js", "text/javascript", "SwaggerUIBundle"),
+    )
+    for path, kind, text in page_files:
+        response = requests.get(f"{url}{path}", timeout=10)
+        served = response.status_code == 200 and response.headers["Content-Type"].startswith(kind)
+        check(served and text in response.text, f"GET {path} serves {kind} ({len(response.content)} bytes)")
+    seen = requests.post(
+        f"{url}/predict?return_input=true", data=png(images[0]), headers={"Content-Type": "image/png"}, timeout=10
+    )
+    check(seen.json()["predictions"][0]["input_png"].startswith("data:image/png;"), "?return_input=true: the input")
 
     # Behind the proxy, each api replica counts its own requests (Prometheus scrapes every replica):
     # read each replica's /metrics from inside its container and add them up.

@@ -36,11 +36,12 @@ def create_app(config: dict | None = None):
     from serving.json_provider import OrjsonProvider
     from serving.metrics import Metrics
     from serving.openapi import bp as openapi_bp
+    from serving.page import bp as page_bp
     from serving.preprocess import Limits
     from serving.reload import LiveModel, reload_on_sighup
     from serving.v2 import bp as v2_bp
 
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # serving/static/ is the page's: serving/page.py serves it
     app.json = OrjsonProvider(app)  # compact, keys in insertion order: probabilities in class-id order
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("FASHION_SOFTMAX")
@@ -67,6 +68,7 @@ def create_app(config: dict | None = None):
     app.register_blueprint(bp)
     app.register_blueprint(v2_bp)
     app.register_blueprint(openapi_bp)
+    app.register_blueprint(page_bp)
     return app
 
 

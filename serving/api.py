@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import json
 
 import numpy as np
 from flask import Blueprint, Response, current_app, jsonify, request
+from PIL import Image
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from serving.dataplane import batch_limit, current_predictor
@@ -27,8 +29,12 @@ SNIFFED_TYPES = ("", "application/octet-stream", "application/x-www-form-urlenco
 def predict():
     predictor = current_predictor()
     invert = _invert_parameter()
+    return_input = "return_input" in request.args and _flag("return_input")  # absent: one dict lookup
     inputs = [_to_input(payload, invert, predictor.target) for payload in _payloads()]
     predictions = predictor.classify(np.stack(inputs)[:, None])  # (N, 1, side, side)
+    if return_input:
+        for prediction, pixels in zip(predictions, inputs, strict=True):
+            prediction["input_png"] = _png_data_url(pixels, predictor.target)
     current_app.extensions["metrics"].images.inc(len(inputs))
     return jsonify(model={"name": predictor.name, "version": predictor.version}, predictions=predictions)
 
@@ -63,6 +69,22 @@ def _invert_parameter() -> bool | None:
     if value not in choices:
         raise ApiError(400, "bad_parameter", f"invert must be true, false or auto, not {value!r}")
     return choices[value]
+
+
+def _flag(name: str) -> bool:
+    value = request.args[name].lower()
+    choices = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    if value not in choices:
+        raise ApiError(400, "bad_parameter", f"{name} must be true or false (1/0, yes/no), not {value!r}")
+    return choices[value]
+
+
+def _png_data_url(pixels: np.ndarray, target: Target) -> str:
+    """(side, side) model input -> the 8-bit grayscale PNG the model saw (light on black), as a data: URL."""
+    gray = np.clip(np.rint(target.to_8bit(pixels)), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(gray).save(buffer, "PNG")  # 2-D uint8: mode "L"
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _payloads() -> list:

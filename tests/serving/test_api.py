@@ -9,6 +9,7 @@ import json
 import numpy as np
 import onnxruntime
 import pytest
+from PIL import Image
 
 from serving import ModelLoadError, create_app
 from tests.helpers import encode, garment
@@ -84,6 +85,33 @@ def test_invert_parameter(client, model_dir):
     kept = client.post("/predict?invert=false", data=png(photo), content_type="image/png").get_json()
     expected = model_probabilities(model_dir, photo)[0]
     np.testing.assert_allclose(list(kept["predictions"][0]["probabilities"].values()), expected, atol=1e-6)
+
+
+def decode_data_url(url: str) -> Image.Image:
+    prefix = "data:image/png;base64,"
+    assert url.startswith(prefix)
+    image = Image.open(io.BytesIO(base64.b64decode(url[len(prefix) :], validate=True)))
+    assert image.format == "PNG"
+    return image
+
+
+def test_return_input_answers_the_image_the_model_saw(client):
+    photo = 255 - GARMENTS[5]  # dark garment on white: the model sees it inverted, light on black
+    body, content_type = multipart([("a", "a.png", png(GARMENTS[3])), ("b", "b.png", png(photo))])
+    response = client.post("/predict?return_input=true", data=body, content_type=content_type)
+    assert response.status_code == 200
+    first, second = response.get_json()["predictions"]
+    for prediction, expected in ((first, GARMENTS[3]), (second, GARMENTS[5])):
+        image = decode_data_url(prediction["input_png"])
+        assert (image.mode, image.size) == ("L", (28, 28))
+        np.testing.assert_array_equal(np.asarray(image), expected)
+
+
+@pytest.mark.parametrize("query", ["", "?return_input=false", "?return_input=0", "?invert=auto"])
+def test_the_input_is_not_returned_unless_asked(client, query):
+    response = client.post(f"/predict{query}", data=png(GARMENTS[3]), content_type="image/png")
+    assert response.status_code == 200
+    assert "input_png" not in response.get_json()["predictions"][0]
 
 
 def test_health_ready_metadata(client, model_dir):
@@ -186,6 +214,7 @@ BAD_REQUESTS = {
     "multipart-truncated": ("POST", "/predict", multipart([("a", "a.png", SMALL)])[0][:80],
                             multipart([])[1], 400, "bad_multipart"),
     "bad-invert": ("POST", "/predict?invert=maybe", SMALL, "image/png", 400, "bad_parameter"),
+    "bad-return-input": ("POST", "/predict?return_input=maybe", SMALL, "image/png", 400, "bad_parameter"),
     "body-too-large": ("POST", "/predict", b"\0" * (10 * 1024 * 1024 + 1), "image/png",
                        413, "request_entity_too_large"),
     "batch-too-large": ("POST", "/predict", json.dumps({"instances": [[0] * 784] * 257}).encode(),

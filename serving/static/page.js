@@ -1,0 +1,207 @@
+// The page at /: sends each image to POST /predict?return_input=true (one multipart request per image,
+// a few at a time) and draws the answers; reads GET /metadata for the model's name, version and accuracy.
+"use strict";
+
+const IN_FLIGHT = 4; // requests at a time: a batch of files does not queue behind one slow request
+const STROKE = 22; // canvas pixels (280 wide): about 2 pixels of the 28x28 image the model sees
+
+const $ = (id) => document.getElementById(id);
+const percent = (p) => `${(100 * p).toFixed(1)}%`;
+
+// The API's own words for a refusal: {"error": {"code", "message"}} on the native routes.
+function messageOf(body, response) {
+  const error = body && body.error;
+  if (error && typeof error.message === "string") return error.message;
+  if (typeof error === "string") return error;
+  return `the service answered HTTP ${response.status} ${response.statusText}`.trim();
+}
+
+async function showModel() {
+  try {
+    const response = await fetch("metadata");
+    const body = await response.json();
+    if (!response.ok) throw new Error(messageOf(body, response));
+    const accuracy = body.metrics && body.metrics.test_accuracy;
+    $("model").textContent =
+      `Model ${body.name}, version ${body.version}` +
+      (typeof accuracy === "number" ? `, test accuracy ${percent(accuracy)}` : "");
+  } catch (error) {
+    $("model").textContent = `The model's details are unavailable: ${error.message}`;
+  }
+}
+
+function newCard(name) {
+  const card = $("card").content.firstElementChild.cloneNode(true);
+  card.querySelector(".name").textContent = name;
+  return card;
+}
+
+function showError(card, message) {
+  card.dataset.state = "error";
+  card.querySelector(".label").textContent = "Not classified";
+  const error = card.querySelector(".error");
+  error.textContent = message;
+  error.hidden = false;
+}
+
+function showPrediction(card, prediction) {
+  card.querySelector(".label").textContent = prediction.label;
+  card.querySelector(".probability").textContent = percent(prediction.probability);
+  const input = card.querySelector(".input");
+  input.src = prediction.input_png;
+  input.alt = `The 28×28 image the model saw for ${card.querySelector(".name").textContent}`;
+  card.querySelector(".seen").hidden = false;
+  const rows = card.querySelector(".bars tbody");
+  for (const [label, probability] of Object.entries(prediction.probabilities)) {
+    const row = rows.insertRow();
+    row.className = label === prediction.label ? "winner" : "";
+    const name = document.createElement("th");
+    name.scope = "row";
+    name.textContent = label;
+    const bar = document.createElement("span");
+    bar.className = "bar";
+    bar.style.width = percent(probability); // CSSOM: allowed by the page's Content-Security-Policy
+    row.append(name);
+    row.insertCell().append(bar);
+    row.insertCell().textContent = percent(probability);
+  }
+  card.querySelector(".bars").hidden = false;
+  card.dataset.state = "done";
+}
+
+// One request per image, so each card gets its own answer or its own error message.
+async function classifyOne(card, blob, name) {
+  const form = new FormData();
+  form.append("image", blob, name);
+  let response;
+  try {
+    response = await fetch("predict?return_input=true", { method: "POST", body: form });
+  } catch (error) {
+    return showError(card, `The service could not be reached (${error.message}).`);
+  }
+  const body = await response.json().catch(() => null);
+  if (!response.ok || !body) return showError(card, `${messageOf(body, response)} (HTTP ${response.status})`);
+  showPrediction(card, body.predictions[0]);
+  if (!performance.getEntriesByName("fs:first-result").length) performance.mark("fs:first-result");
+}
+
+async function classifyAll(items) {
+  if (!items.length) return;
+  performance.mark("fs:submitted");
+  const cards = items.map(({ name }) => newCard(name));
+  $("results").prepend(...cards); // newest batch first, files in the order given
+  $("status").textContent = `Classifying ${items.length} image${items.length > 1 ? "s" : ""}…`;
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      await classifyOne(cards[index], items[index].blob, items[index].name);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, items.length) }, worker));
+  performance.mark("fs:batch-done");
+  const done = cards.filter((card) => card.dataset.state === "done");
+  const labels = done.map((card) => card.querySelector(".label").textContent);
+  const failed = cards.length - done.length;
+  $("status").textContent =
+    (done.length ? `Classified ${done.length}: ${labels.join(", ")}.` : "") +
+    (failed ? ` ${failed} could not be classified: ${cards.find((c) => c.dataset.state === "error")
+      .querySelector(".error").textContent}` : "");
+}
+
+const fromFiles = (fileList) => Array.from(fileList, (file) => ({ blob: file, name: file.name || "pasted image" }));
+
+function setUpInputs() {
+  $("files").addEventListener("change", (event) => {
+    classifyAll(fromFiles(event.target.files));
+    event.target.value = ""; // choosing the same files again classifies them again
+  });
+  const drop = $("drop");
+  document.addEventListener("dragover", (event) => {
+    event.preventDefault(); // without this the browser opens the dropped file instead
+    drop.classList.add("active");
+  });
+  document.addEventListener("dragleave", (event) => {
+    if (!event.relatedTarget) drop.classList.remove("active");
+  });
+  document.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("active");
+    classifyAll(fromFiles(event.dataTransfer.files));
+  });
+  document.addEventListener("paste", (event) => {
+    const images = Array.from(event.clipboardData.files).filter((file) => file.type.startsWith("image/"));
+    if (images.length) {
+      event.preventDefault();
+      classifyAll(fromFiles(images));
+    }
+  });
+}
+
+function setUpCanvas() {
+  const canvas = $("canvas");
+  const context = canvas.getContext("2d");
+  let drawn = false;
+  let last = null;
+  const clear = () => {
+    context.fillStyle = "#000";
+    context.fillRect(0, 0, canvas.width, canvas.height);
+    drawn = false;
+  };
+  const point = (event) => {
+    const box = canvas.getBoundingClientRect(); // the canvas may be shown smaller than 280 px
+    return [(event.clientX - box.left) * (canvas.width / box.width),
+      (event.clientY - box.top) * (canvas.height / box.height)];
+  };
+  const line = (from, to) => {
+    context.strokeStyle = "#fff";
+    context.lineWidth = STROKE;
+    context.lineCap = context.lineJoin = "round";
+    context.beginPath();
+    context.moveTo(...from);
+    context.lineTo(...to);
+    context.stroke();
+    drawn = true;
+  };
+  canvas.addEventListener("pointerdown", (event) => {
+    canvas.setPointerCapture(event.pointerId);
+    last = point(event);
+    line(last, last);
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    if (last === null) return;
+    const here = point(event);
+    line(last, here);
+    last = here;
+  });
+  for (const type of ["pointerup", "pointercancel"]) canvas.addEventListener(type, () => { last = null; });
+  $("clear").addEventListener("click", () => {
+    clear();
+    $("status").textContent = "Drawing cleared.";
+  });
+  $("classify").addEventListener("click", () => {
+    if (!drawn) {
+      $("status").textContent = "Draw a garment first, then classify it.";
+      return;
+    }
+    canvas.toBlob((blob) => classifyAll([{ blob, name: "drawing.png" }]), "image/png");
+  });
+  clear();
+}
+
+// The artifact's pictures: shown when the served model folder has them (GET /artifacts/<name>, 404 otherwise).
+function setUpPictures() {
+  for (const image of document.querySelectorAll(".pictures img")) {
+    const show = () => {
+      image.closest("figure").hidden = false;
+      $("no-pictures").hidden = true;
+    };
+    if (image.complete && image.naturalWidth) show();
+    else image.addEventListener("load", show);
+  }
+}
+
+setUpInputs();
+setUpCanvas();
+setUpPictures();
+showModel();
