@@ -106,15 +106,78 @@ def test_a_light_background_is_inverted_automatically_and_overridable():
     np.testing.assert_array_equal(image_to_input(dark, True, LIMITS, TARGET), 255 - CLEAN)
 
 
-def test_non_square_images_are_fitted_without_distortion():
-    wide = np.zeros((60, 120), dtype=np.uint8)
-    wide[10:50, 40:80] = 255  # a 40x40 square in a 2:1 picture
-    pixels = image_to_input(encode(Image.fromarray(wide), "PNG"), None, LIMITS, TARGET)
-    rows, columns = np.nonzero(pixels > 128)
-    height, width = np.ptp(rows) + 1, np.ptp(columns) + 1
-    assert abs(height - width) <= 1  # still a square
-    assert 8 <= height <= 11  # 40 px * 28/120
-    assert pixels[:7].max() < 20 and pixels[-7:].max() < 20  # padded above and below with the background
+def garment_box(pixels: np.ndarray, level: float = 100) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right), inclusive, of the pixels brighter than `level`."""
+    rows, columns = np.flatnonzero((pixels > level).any(1)), np.flatnonzero((pixels > level).any(0))
+    return rows[0], rows[-1], columns[0], columns[-1]
+
+
+def on_canvas(pixels: np.ndarray, size: tuple[int, int], margin: int, noise: float = 0, seed: int = 0) -> np.ndarray:
+    """`pixels` (light on black) enlarged 10x in the middle of a (width, height) canvas of gray level `margin`
+    (light margins get a dark garment, as in a product photo), plus uniform noise of +-`noise` levels."""
+    garment = np.asarray(Image.fromarray(pixels).resize((280, 280), Image.Resampling.BICUBIC), dtype=np.float64)
+    width, height = size
+    canvas = np.full((height, width), float(margin))
+    top, left = (height - 280) // 2, (width - 280) // 2
+    canvas[top : top + 280, left : left + 280] = 255 - garment if margin > 127 else garment
+    canvas += np.random.default_rng(seed).uniform(-noise, noise, canvas.shape)
+    return canvas.clip(0, 255).astype(np.uint8)
+
+
+SHIRT = np.zeros((28, 28), dtype=np.uint8)
+SHIRT[0:28, 6:22] = 180  # a garment spanning the height, 16 wide (Fashion-MNIST's framing)
+SHIRT[2:12, 2:26] = 200  # sleeves: the widest part, 24 wide
+
+
+@pytest.mark.parametrize(
+    "size, margin, noise, fmt",
+    [
+        pytest.param((420, 280), 0, 0, "PNG", id="wide-dark"),
+        pytest.param((420, 280), 255, 0, "PNG", id="wide-light"),
+        pytest.param((280, 460), 0, 0, "PNG", id="tall-dark"),
+        pytest.param((280, 460), 250, 0, "PNG", id="tall-light"),
+        pytest.param((420, 420), 0, 12, "JPEG", id="noisy-dark-margins-jpeg"),
+        pytest.param((420, 300), 245, 12, "JPEG", id="noisy-light-margins-jpeg"),
+    ],
+)
+def test_margins_are_trimmed_as_fashion_mnist_was_made(size, margin, noise, fmt):
+    data = encode(on_canvas(SHIRT, size, margin, noise), fmt, **({"quality": 75} if fmt == "JPEG" else {}))
+    pixels = image_to_input(data, None, LIMITS, TARGET)
+    assert pixels.shape == (28, 28)
+    # the garment fills the height again, centred, 24 wide (give or take the pixel the enlargement blurred)
+    assert np.abs(np.subtract(garment_box(pixels), garment_box(SHIRT))).max() <= 1, garment_box(pixels)
+    assert np.abs(pixels - SHIRT).mean() < 12  # light on black: a light margin was negated
+    assert pixels[14, 0] < 40 and pixels[14, 27] < 40  # the sides are background
+
+
+def test_a_wide_garment_fills_the_width_and_is_centred_vertically():
+    trousers = np.zeros((60, 120), dtype=np.uint8)
+    trousers[10:50, 20:100] = 255  # an 80x40 garment in a 120x60 picture: trimmed to 80x40, then 28x14
+    pixels = image_to_input(encode(Image.fromarray(trousers), "PNG"), None, LIMITS, TARGET)
+    assert garment_box(pixels) == (7, 20, 0, 27)  # 14 rows, 7 above and below (an odd pixel would go above)
+
+
+def test_an_alpha_cut_out_is_trimmed_to_the_garment():
+    cut_out = np.zeros((300, 500, 4), dtype=np.uint8)
+    cut_out[10:290, 110:390, :3] = 40  # a dark 280x280 garment ...
+    cut_out[10:290, 110:390, 3] = 255  # ... opaque, on a transparent canvas (white paper once composited)
+    pixels = image_to_input(encode(Image.fromarray(cut_out, "RGBA"), "PNG"), None, LIMITS, TARGET)
+    assert pixels.min() > 180  # the garment fills the square, light once negated
+
+
+@pytest.mark.parametrize("noise", [0, 10])
+def test_a_picture_that_is_all_background_gets_an_answer(noise):
+    blank = on_canvas(np.zeros((28, 28), np.uint8), (420, 300), 250, noise)
+    pixels = image_to_input(encode(blank, "PNG"), None, LIMITS, TARGET)
+    assert pixels.shape == (28, 28) and np.isfinite(pixels).all()
+    assert pixels.max() < 40  # no garment to find: the background, negated to black
+
+
+def test_a_28x28_picture_keeps_its_margins():
+    small = np.zeros((28, 28), dtype=np.uint8)
+    small[10:18, 10:18] = 200  # an 8x8 garment with wide margins: already framed as the model expects
+    pixels = image_to_input(encode(Image.fromarray(small), "PNG"), None, LIMITS, TARGET)
+    np.testing.assert_array_equal(pixels, small)
 
 
 def test_large_photos_are_reduced_to_28x28():
