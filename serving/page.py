@@ -32,9 +32,7 @@ def index():
 
 @bp.get("/static/<name>")
 def static_file(name: str):
-    if name not in PAGE_FILES:
-        raise ApiError(404, "not_found", f"no file {name!r} under /static/")
-    return _send(STATIC, name, policy=PAGE_POLICY)
+    return _send(STATIC, _listed(name, PAGE_FILES, "/static/"), policy=PAGE_POLICY)
 
 
 @bp.get("/docs")
@@ -44,9 +42,7 @@ def docs():
 
 @bp.get("/docs/<name>")
 def swagger_ui(name: str):
-    if name not in SWAGGER_FILES:
-        raise ApiError(404, "not_found", f"no file {name!r} under /docs/")
-    return _send(SWAGGER_UI, name, max_age=SWAGGER_MAX_AGE)
+    return _send(SWAGGER_UI, _listed(name, SWAGGER_FILES, "/docs/"), max_age=SWAGGER_MAX_AGE)
 
 
 @bp.get("/artifacts/<name>")
@@ -58,6 +54,13 @@ def picture(name: str):
     if not (folder / name).is_file():
         raise ApiError(404, "not_found", f"the served model has no {name} (an export that did not draw it)")
     return _send(folder, name)
+
+
+def _listed(name: str, allowed: frozenset[str], where: str) -> str:
+    """The name, if it is one of the files served there; else a JSON 404 (no other file is reachable)."""
+    if name not in allowed:
+        raise ApiError(404, "not_found", f"no file {name!r} under {where}")
+    return name
 
 
 def _send(folder: Path, name: str, policy: str | None = None, max_age: int | None = None):
