@@ -36,7 +36,15 @@ INPUT_CONVENTION = "28x28 grayscale, light garment on a black background (Fashio
 MAX_BATCH = 256  # images per request: the server's limit (model.json "serving") and Triton's max_batch_size
 PARITY_TOLERANCE = 1e-5  # max |onnxruntime - torch| over the test set
 # Published in this order; the manifest, which names the model's sha256, comes last.
-ARTIFACT_FILES = ("weights.npz", "curves.png", "predictions.png", "confusion.png", "model.onnx", "model.json")
+ARTIFACT_FILES = (
+    "weights.npz",
+    "weights.png",
+    "curves.png",
+    "predictions.png",
+    "confusion.png",
+    "model.onnx",
+    "model.json",
+)
 
 
 class ExportError(Exception):
@@ -92,7 +100,7 @@ def export(
 
         np.savez(staging / "weights.npz", W=graph.W.numpy(), b=graph.b.numpy())
         confusion = _confusion(test_split.labels.numpy(), test_predictions, len(labels))
-        _draw(summary, test_split, test_predictions, confusion, labels, staging)
+        _draw(summary, graph.W.numpy(), test_split, test_predictions, confusion, labels, staging)
         train_accuracy = accuracy_on(net, train_split, net.W.device)
         folder = repository.model_folder(out_dir, MODEL_NAME)
         repository_version = repository.next_version(folder)
@@ -160,7 +168,8 @@ def _confusion(truth: np.ndarray, predictions: np.ndarray, classes: int) -> np.n
     return np.bincount(truth * classes + predictions, minlength=classes * classes).reshape(classes, classes)
 
 
-def _draw(summary, split: Split, predictions, confusion, labels, folder: Path) -> None:
+def _draw(summary, W: np.ndarray, split: Split, predictions, confusion, labels, folder: Path) -> None:
+    plots.plot_weights(W, labels, folder / "weights.png")
     plots.plot_curves(summary.history, folder / "curves.png")
     shown = 18  # two rows of the seed's predict_ch3 grid
     plots.plot_predictions(

@@ -1,4 +1,4 @@
-"""The pictures a person looks at after training: curves, a prediction grid, a confusion matrix.
+"""The pictures a person looks at after training: curves, a prediction grid, a confusion matrix, the weights.
 
 Each function writes one PNG to the path it is given (the exporter stages and publishes it).
 """
@@ -65,4 +65,32 @@ def plot_confusion(confusion: np.ndarray, labels: Sequence[str], path: Path) -> 
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
     fig.savefig(path, format="png")
+    plt.close(fig)
+
+
+def weights_figure(W: np.ndarray, labels: Sequence[str]) -> plt.Figure:
+    """W (784, 10) as ten 28x28 templates, one per class: red pixels vote for the class, blue against.
+
+    One colour scale for all ten, symmetric around 0, so a weight means the same colour in every panel.
+    """
+    if W.shape != (28 * 28, len(labels)):
+        raise ValueError(f"W must be (784, {len(labels)}), got {W.shape}")
+    templates = W.T.reshape(len(labels), 28, 28)  # column j of W is class j's template
+    limit = float(np.abs(W).max()) or 1.0  # an all-zero W still draws
+    columns = 5
+    rows = -(-len(labels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.1 * rows), dpi=120, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, template, label in zip(axes.flat, templates, labels, strict=False):
+        image = ax.imshow(template, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_title(label, fontsize=9)
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="weight")
+    return fig
+
+
+def plot_weights(W: np.ndarray, labels: Sequence[str], path: Path) -> None:
+    """What the linear classifier learned: the ten columns of W as images, titled with their labels."""
+    fig = weights_figure(W, labels)
+    fig.savefig(path, format="png", bbox_inches="tight")  # the colorbar layout leaves wide margins
     plt.close(fig)

@@ -68,7 +68,7 @@ def test_weights_load_without_unpickling_and_pictures_are_pngs(tmp_path, export_
     with np.load(tmp_path / "weights.npz", allow_pickle=False) as weights:
         np.testing.assert_array_equal(weights["W"], result.net.W.detach().numpy())
         np.testing.assert_array_equal(weights["b"], result.net.b.detach().numpy())
-    for name in ("curves.png", "predictions.png", "confusion.png"):
+    for name in ("weights.png", "curves.png", "predictions.png", "confusion.png"):
         with Image.open(tmp_path / name) as picture:
             assert picture.format == "PNG" and picture.width > 300 and picture.height > 150
 
