@@ -73,11 +73,21 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def worker_pids(main_pid: int) -> set[int]:
-    """The worker processes: the live children of the server's main process (Granian and gunicorn alike)."""
+    """The worker processes: the live children of the server's main process (Granian and gunicorn alike).
+
+    A killed worker stays a child, as a zombie, until the main process reaps it: it does not count.
+    """
     path = Path(f"/proc/{main_pid}/task/{main_pid}/children")
     with contextlib.suppress(OSError):
-        return {int(pid) for pid in path.read_text().split()}
+        return {pid for pid in map(int, path.read_text().split()) if _alive(pid)}
     return set()
+
+
+def _alive(pid: int) -> bool:
+    """Not a zombie (Z) or dead (X): the state is the field after the parenthesised command in /proc/PID/stat."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] not in ("Z", "X")
+    return False
 
 
 def rss_kib(pid: int) -> int:
@@ -114,15 +124,17 @@ class ProductionServer:
         assert self.process is not None
         return sorted(worker_pids(self.process.pid))
 
-    def wait_healthy(self, seconds: float) -> None:
-        """Until /ready answers 200 and exactly `workers` workers run (a replaced one has started)."""
+    def wait_healthy(self, seconds: float, gone: int | None = None) -> None:
+        """Until /ready answers 200 and exactly `workers` workers run, none of them `gone` (a killed worker:
+        its replacement has started; right after SIGKILL it may still be listed, dying)."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if not self.alive():
                 raise RuntimeError(f"the server exited with {self.process.returncode}:\n{self.log.read_text()}")
             with contextlib.suppress(requests.RequestException):
                 ready = requests.get(f"{self.url}/ready", timeout=2).status_code == 200
-                if ready and len(self.worker_pids()) == self.workers:
+                workers = self.worker_pids()
+                if ready and len(workers) == self.workers and gone not in workers:
                     return
             time.sleep(0.2)
         raise RuntimeError(f"the server was not ready with {self.workers} workers in {seconds} s")

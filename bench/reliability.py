@@ -81,7 +81,7 @@ def worker_killed(server: ProductionServer, body: Path, connections: int = 64, s
     runner.join(timeout=seconds + 90)
     replaced = True
     try:
-        server.wait_healthy(30)
+        server.wait_healthy(30, gone=victim)
     except RuntimeError:
         replaced = False
     pids_after = server.worker_pids()

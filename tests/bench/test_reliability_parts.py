@@ -77,7 +77,7 @@ def test_a_slow_client_is_counted_and_the_timed_requests_are_timed(server):
 def test_a_killed_worker_is_replaced_and_found(server):
     victim, survivor = server.worker_pids()
     os.kill(victim, signal.SIGKILL)
-    server.wait_healthy(30)
+    server.wait_healthy(30, gone=victim)
     workers = server.worker_pids()
     assert victim not in workers and survivor in workers and len(workers) == 2
     assert post(server) == 200
