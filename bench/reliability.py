@@ -66,8 +66,13 @@ def load(server: ProductionServer, body: Path, connections: int = 64, seconds: i
     return result | {"connections": connections, "seconds": seconds}
 
 
-def worker_killed(server: ProductionServer, body: Path, connections: int = 64, seconds: int = 30) -> dict:
-    """wrk for `seconds`; one worker gets SIGKILL at a third of it; then the server must be whole again."""
+def worker_killed(server: ProductionServer, body: Path, connections: int = 64, seconds: int = 60) -> dict:
+    """wrk for `seconds`; one worker gets SIGKILL at a third of it; then the server must be whole again.
+
+    What fails is what the killed worker had in flight (about connections / workers, measured 30-40), so the
+    failed fraction is that over all the requests of the run: 60 s keep it clear of 0.1% on a slow machine
+    (30 s: 38 of 50,723 failed, 0.075%, in one CI run; 60 s: 31 of 134,404, 0.023%).
+    """
     pids_before = server.worker_pids()
     before = server.requests_counted(PREDICT)
     outcome: dict = {}
@@ -185,7 +190,7 @@ def main() -> None:
                 ("memory_after_load", lambda: memory(results["memory_first_reading"], rss_after(server, body, 0))),
                 ("fuzzing", lambda: fuzz.run(server, work, q)),
                 ("slow_clients", lambda: trickle_while_timing(server.url, body.read_bytes(), 50, 30 * q, 2.0)),
-                ("worker_killed", lambda: worker_killed(server, body, seconds=round(30 * q))),
+                ("worker_killed", lambda: worker_killed(server, body, seconds=round(60 * q))),
             ):
                 started = time.monotonic()
                 print(f"reliability: {name} ...", flush=True)
