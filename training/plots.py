@@ -36,10 +36,7 @@ def plot_predictions(
     images: np.ndarray, labels: Sequence[str], predictions: Sequence[str], path: Path, columns: int = 9
 ) -> None:
     """The seed's predict_ch3: test images (n, 28, 28) titled 'true' over 'predicted'."""
-    rows = -(-len(images) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.7 * rows), dpi=120, squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
+    fig, axes = _image_grid(len(images), columns, cell=(1.3, 1.7))
     for ax, image, true, pred in zip(axes.flat, images, labels, predictions, strict=True):
         ax.imshow(image, cmap="gray")
         ax.set_title(f"{true}\n{pred}", fontsize=7, color="black" if true == pred else "red")
@@ -77,11 +74,7 @@ def weights_figure(W: np.ndarray, labels: Sequence[str]) -> plt.Figure:
         raise ValueError(f"W must be (784, {len(labels)}), got {W.shape}")
     templates = W.T.reshape(len(labels), 28, 28)  # column j of W is class j's template
     limit = float(np.abs(W).max()) or 1.0  # an all-zero W still draws
-    columns = 5
-    rows = -(-len(labels) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.1 * rows), dpi=120, squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
+    fig, axes = _image_grid(len(labels), columns=5, cell=(1.9, 2.1))
     for ax, template, label in zip(axes.flat, templates, labels, strict=False):
         image = ax.imshow(template, cmap="RdBu_r", vmin=-limit, vmax=limit)
         ax.set_title(label, fontsize=9)
@@ -94,3 +87,12 @@ def plot_weights(W: np.ndarray, labels: Sequence[str], path: Path) -> None:
     fig = weights_figure(W, labels)
     fig.savefig(path, format="png", bbox_inches="tight")  # the colorbar layout leaves wide margins
     plt.close(fig)
+
+
+def _image_grid(count: int, columns: int, cell: tuple[float, float]) -> tuple[plt.Figure, np.ndarray]:
+    """A figure of ceil(count / columns) rows of `columns` panels, cell (width, height) inches each, axes hidden."""
+    rows = -(-count // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(cell[0] * columns, cell[1] * rows), dpi=120, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")  # the panels are images; empty ones stay blank
+    return fig, axes
