@@ -98,9 +98,10 @@ def export(
         onnx.checker.check_model(str(model_path), full_check=True)
         test_predictions = _verify(model_path, graph, test_split)
 
-        np.savez(staging / "weights.npz", W=graph.W.numpy(), b=graph.b.numpy())
+        W = graph.W.numpy()  # (784, 10): saved, and drawn as weights.png
+        np.savez(staging / "weights.npz", W=W, b=graph.b.numpy())
         confusion = _confusion(test_split.labels.numpy(), test_predictions, len(labels))
-        _draw(summary, graph.W.numpy(), test_split, test_predictions, confusion, labels, staging)
+        _draw(summary, W, test_split, test_predictions, confusion, labels, staging)
         train_accuracy = accuracy_on(net, train_split, net.W.device)
         folder = repository.model_folder(out_dir, MODEL_NAME)
         repository_version = repository.next_version(folder)
