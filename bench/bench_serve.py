@@ -80,7 +80,11 @@ GUNICORN = [str(Path(sys.executable).with_name("gunicorn")), "-c", "bench/gunico
 SERVERS = {
     "gunicorn_sync": (GUNICORN, {"FASHION_SOFTMAX_THREADS": "1"}),  # the baseline: the service before Granian
     "gunicorn_gthread": (GUNICORN, {"FASHION_SOFTMAX_THREADS": "8"}),
-    "granian": ([sys.executable, "-m", "serving"], {}),  # the production server (serving/server.py)
+    "granian_wsgi": (
+        [sys.executable, "-m", "bench.granian_wsgi"],
+        {},
+    ),  # Granian's WSGI threads: the body read by the app
+    "granian": ([sys.executable, "-m", "serving"], {}),  # the production server (serving/server.py: RSGI)
 }
 
 
@@ -95,12 +99,14 @@ def start(command: list[str], port: int, model_dir: Path, extra: dict) -> subpro
 def probe(name: str, port: int, process: subprocess.Popen, single: Path, single_png: bytes) -> dict:
     """Keep-alive, an ordinary request beside stalled clients, a worker killed under wrk (bench/server_probes.py)."""
     stalled = server_probes.beside_stalled_clients(port, single_png)
+    crowd = server_probes.beside_stalled_clients(port, single_png, stalled=100)  # more than 2 x 32 threads
     command = wrk.command(f"http://127.0.0.1:{port}/predict", single, "image/png", 16, 6)
     death = server_probes.worker_death(process.pid, command)
     killed = wrk.parse(death["output"])
     found = {
         "keep_alive": server_probes.keeps_alive(port, single_png),
         "beside_8_stalled_clients_ms": None if stalled is None else round(stalled * 1000, 1),
+        "beside_100_stalled_clients_ms": None if crowd is None else round(crowd * 1000, 1),
         "worker_killed_failed_requests": killed["errors"],
         "worker_killed_requests": killed["requests"],
         "worker_replaced": death["replaced"],
@@ -192,8 +198,15 @@ def main() -> None:
             # issue 10: >= 2.0 (p99 no worse than the baseline's) and >= 1.3
             "granian_vs_gunicorn_sync_single_png_requests": ratio(
                 "granian_single_raw_png", "gunicorn_sync_single_raw_png", "requests_per_second"),
+            "granian_vs_gunicorn_sync_single_png_p99": ratio(  # <= 1.0: p99 no worse
+                "granian_single_raw_png", "gunicorn_sync_single_raw_png", "p99_ms"),
             "granian_vs_gunicorn_sync_batch64_images": ratio(
                 "granian_batch64_multipart", "gunicorn_sync_batch64_multipart", "images_per_second"),
+            # the same two for Granian's WSGI interface (32 threads per worker), the production server before
+            "granian_wsgi_vs_gunicorn_sync_single_png_requests": ratio(
+                "granian_wsgi_single_raw_png", "gunicorn_sync_single_raw_png", "requests_per_second"),
+            "granian_wsgi_vs_gunicorn_sync_single_png_p99": ratio(
+                "granian_wsgi_single_raw_png", "gunicorn_sync_single_raw_png", "p99_ms"),
             # issue 7: >= 2 and >= 0.75
             "v2_binary64_vs_multipart64_images": ratio(
                 "granian_v2_binary_fp32_batch64", "granian_batch64_multipart", "images_per_second"),
@@ -210,11 +223,15 @@ def main() -> None:
     for name, row in summary.items():
         print(f"{name:42}{row['requests_per_second']:9.0f}{row['images_per_second']:10.0f}"
               f"{row['p50_ms']:8.2f}{row['p99_ms']:8.2f}{row['errors']:7.0f}")  # fmt: skip
-    print(f"\n{'server':18}{'keep-alive':>11}{'beside 8 stalled':>18}{'worker killed: failed/sent, replaced':>40}")
+    print(f"\n{'server':18}{'keep-alive':>11}{'beside 8 stalled':>18}{'beside 100 stalled':>20}"
+          f"{'worker killed: failed/sent, replaced':>40}")  # fmt: skip
     for name, row in behaviour.items():
-        stalled = "frozen" if row["beside_8_stalled_clients_ms"] is None else f"{row['beside_8_stalled_clients_ms']} ms"
+        stalled, crowd = (
+            "frozen" if row[key] is None else f"{row[key]} ms"
+            for key in ("beside_8_stalled_clients_ms", "beside_100_stalled_clients_ms")
+        )
         killed = f"{row['worker_killed_failed_requests']}/{row['worker_killed_requests']}, {row['worker_replaced']}"
-        print(f"{name:18}{row['keep_alive']!s:>11}{stalled:>18}{killed:>40}")
+        print(f"{name:18}{row['keep_alive']!s:>11}{stalled:>18}{crowd:>20}{killed:>40}")
     print("")
     for name, value in report["ratios"].items():
         print(f"{name}: {value:.2f}x")

@@ -15,6 +15,7 @@ DEFAULTS = {
     "MODEL_DIR": "artifacts",  # where model.onnx and model.json are
     "MODEL_REQUIRED": True,  # False: start without a model, /ready answers 503 (debugging only)
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,  # request body limit, bytes (413 above)
+    "BODY_TIMEOUT": 60.0,  # seconds for a whole request body to arrive (408 after; serving/rsgi.py)
     # MAX_BATCH: images per request (413 above); unset, the model's own limit (model.json) applies
     "MAX_IMAGE_PIXELS": 40_000_000,  # width x height of one image, checked before decoding (413 above)
     "ORT_THREADS": 1,  # onnxruntime threads per worker process

@@ -1,9 +1,10 @@
-"""The production server: Granian running `create_app()` in worker processes. `python -m serving` (make serve).
+"""The production server: Granian running `create_app()` in worker processes, through its RSGI interface
+(serving/rsgi.py: bodies read whole by the event loop, then the Flask app called). `python -m serving`.
 
 Settings, each from the environment: FASHION_SOFTMAX_HOST (127.0.0.1), _PORT (8000), _WORKERS (2),
-_THREADS (32 per worker), _MODEL_DIR (artifacts), _ACCESS_LOG (off; 1 logs every request);
-PROMETHEUS_MULTIPROC_DIR (a fresh temporary folder). Why Granian, and these settings: bench/bench_serve.py
-measures it beside gunicorn, and `make reliability` checks it under faults and slow clients.
+_MODEL_DIR (artifacts), _ACCESS_LOG (off; 1 logs every request); PROMETHEUS_MULTIPROC_DIR (a fresh
+temporary folder). Why Granian, and why RSGI rather than its WSGI threads: bench/bench_serve.py measures
+them beside gunicorn, and `make reliability` checks the server under faults and slow clients.
 """
 
 from __future__ import annotations
@@ -42,34 +43,35 @@ def prepare_metrics_dir() -> None:
         stale.unlink()
 
 
-def build_server() -> Granian:
+def build_server(**replacing) -> Granian:
+    """Granian as `make serve` runs it; `replacing`: Granian arguments to use instead (the benchmark's variants)."""
     environ = os.environ
-    server = Granian(
-        "serving:create_app",
+    settings = dict(
+        target="serving.rsgi:create_rsgi_app",
         factory=True,  # each worker calls create_app() once: one model per worker process
         address=environ.get("FASHION_SOFTMAX_HOST", "127.0.0.1"),
         port=int(environ.get("FASHION_SOFTMAX_PORT", "8000")),
-        interface=Interfaces.WSGI,
+        interface=Interfaces.RSGI,
         http=HTTPModes.http1,
         websockets=False,
         workers=int(environ.get("FASHION_SOFTMAX_WORKERS", "2")),
         runtime_mode=RuntimeModes.st,  # one I/O thread per worker: the Python side is the bottleneck
-        # Granian reads a request body while the app reads wsgi.input, in one of these threads, without the
-        # GIL: a client that trickles its body holds one thread, not the worker. Enough threads that
-        # stalled clients cannot take them all; fast requests still run one at a time under the GIL.
-        blocking_threads=int(environ.get("FASHION_SOFTMAX_THREADS", "32")),
         http1_settings=HTTP1Settings(header_read_timeout=10_000, keep_alive=True),  # ms for the headers
         backlog=2048,
+        # requests in flight per worker, bodies still arriving included: bounds a worker's buffered bodies
+        # to 128 x MAX_CONTENT_LENGTH; more wait their turn
+        backpressure=128,
         respawn_failed_workers=True,  # a worker that dies (OOM, SIGKILL) is replaced
         respawn_interval=0.5,
         workers_kill_timeout=10,  # graceful shutdown: in-flight requests get 10 s to finish
         log_access=environ.get("FASHION_SOFTMAX_ACCESS_LOG", "") not in ("", "0"),
     )
+    server = Granian(**(settings | replacing))
     server.on_startup(forward_sighup_to_workers)  # SIGHUP: workers reload the model in place, none restarts
     return server
 
 
-def main() -> None:
+def main(**replacing) -> None:
     check_model(os.environ.get("FASHION_SOFTMAX_MODEL_DIR", "artifacts"))
     prepare_metrics_dir()
-    build_server().serve()
+    build_server(**replacing).serve()

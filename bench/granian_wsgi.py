@@ -1,0 +1,12 @@
+"""The production server as it was before serving/rsgi.py, for `make bench-serve` to compare: Granian's WSGI
+interface, where the app reads its body from one of 32 blocking threads per worker.
+
+    python -m bench.granian_wsgi   (same settings and environment as `python -m serving` otherwise)
+"""
+
+from granian.constants import Interfaces
+
+from serving.server import main
+
+if __name__ == "__main__":
+    main(target="serving:create_app", interface=Interfaces.WSGI, blocking_threads=32)
