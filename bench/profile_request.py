@@ -45,6 +45,7 @@ def main() -> None:
     environ = EnvironBuilder(
         path="/predict", method="POST", data=png_of_a_garment(), content_type="image/png"
     ).get_environ()
+    environ["wsgi.input_terminated"] = True  # as the production server gives it (serving/rsgi.py)
     body = environ["wsgi.input"].getvalue()
 
     def one_request() -> None:

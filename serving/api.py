@@ -16,7 +16,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from PIL import Image
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
-from serving.dataplane import batch_limit, current_predictor
+from serving.dataplane import batch_limit, current_predictor, request_body
 from serving.errors import ApiError
 from serving.preprocess import InputError, Target, array_to_input, image_to_input
 
@@ -28,8 +28,10 @@ SNIFFED_TYPES = ("", "application/octet-stream", "application/x-www-form-urlenco
 @bp.post("/predict")
 def predict():
     predictor = current_predictor()
-    invert = _invert_parameter()
-    return_input = "return_input" in request.args and _flag("return_input")  # absent: one dict lookup
+    if request.query_string:  # parsed only when there is one
+        invert, return_input = _invert_parameter(), "return_input" in request.args and _flag("return_input")
+    else:
+        invert, return_input = None, False  # the defaults: invert=auto, return_input=false
     inputs = [_to_input(payload, invert, predictor.target) for payload in _payloads()]
     predictions = predictor.classify(np.stack(inputs)[:, None])  # (N, 1, side, side)
     if return_input:
@@ -91,13 +93,13 @@ def _payloads() -> list:
     """The request's images, in order: encoded bytes, or pixel lists from JSON."""
     content_type = request.mimetype
     if content_type == "multipart/form-data":
-        payloads = _multipart_files(request.get_data(cache=False), request.mimetype_params.get("boundary"))
+        payloads = _multipart_files(request_body(), request.mimetype_params.get("boundary"))
     elif content_type.startswith("image/"):
-        payloads = [request.get_data(cache=False)]
+        payloads = [request_body()]
     elif content_type == "application/json" or content_type.endswith("+json"):
-        payloads = _json_instances(request.get_data(cache=False))
+        payloads = _json_instances(request_body())
     elif content_type in SNIFFED_TYPES:
-        body = request.get_data(cache=False)
+        body = request_body()
         payloads = _json_instances(body) if body.lstrip()[:1] in (b"{", b"[") else [body]
     else:
         raise ApiError(

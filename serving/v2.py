@@ -17,7 +17,7 @@ from importlib import metadata
 import numpy as np
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from serving.dataplane import batch_limit, current_predictor
+from serving.dataplane import batch_limit, current_predictor, request_body
 from serving.errors import ApiError
 from serving.model import Predictor
 from serving.preprocess import InputError, image_to_input
@@ -73,7 +73,7 @@ def infer(name: str, version: str | None = None):
     predictor = _model(name, version)
     # any Content-Type (tritonclient sends none): the body is JSON, then binary tensors if the header says so
     try:
-        header, binary = split_body(request.get_data(cache=False), request.headers.get(HEADER_LENGTH))
+        header, binary = split_body(request_body(), request.headers.get(HEADER_LENGTH))
         inputs = header.get("inputs")
         if not isinstance(inputs, list) or len(inputs) != 1:
             raise TensorError(f'"inputs" must list one tensor: {predictor.input_name!r} or {IMAGE_BYTES!r}')
