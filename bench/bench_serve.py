@@ -4,12 +4,13 @@ and the naive baseline.
     python -m bench.bench_serve [--duration 10] [--connections 16] [--repeats 3]   (make bench-serve)
 
 The same Flask app runs under gunicorn sync workers (the baseline: the service before Granian), gunicorn
-gthread workers, and Granian (`python -m serving`, the production server), 2 workers each, beside the
+gthread workers, Granian's WSGI interface with 32 threads per worker (bench/granian_wsgi.py) and Granian
+through serving/rsgi.py (`python -m serving`, the production server), 2 workers each, beside the
 naive server (torch behind Flask's development server). wrk (Debian's package) drives each scenario for
 a fixed time, the repeats interleaved: single raw PNG posts and 64-image multipart batches on every
 server, the V2 protocol on Granian (bench/v2_bodies.py: JSON FP32 batch 1, binary FP32 batch 64, binary
-image_bytes PNG batch 64), one multipart PNG on the naive server. Then each WSGI server is probed for
-keep-alive, an ordinary request beside 8 stalled clients, and a worker killed under load
+image_bytes PNG batch 64), one multipart PNG on the naive server. Then each server is probed for
+keep-alive, an ordinary request beside 8 and beside 100 stalled clients, and a worker killed under load
 (bench/server_probes.py). Prints medians and the ratios, writes bench/results/serve.json, stops everything.
 """
 

@@ -36,7 +36,7 @@ def rss_after(server: ProductionServer, body: Path, mark: int, connections: int 
     """Each worker's RSS once the server has counted `mark` /predict requests: wrk slices up to it, then a reading.
 
     The first slice (1 s) measures the rate; the next ones aim at the mark, overshooting by about a second's
-    worth at most. 64 connections, as in the load scenario, so every thread of the pool has run by 10,000.
+    worth at most. 64 connections, as in the load scenario.
     """
     rate, deadline = None, time.monotonic() + limit_s
     while (counted := server.requests_counted(PREDICT)) < mark and time.monotonic() < deadline:

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from granian import Granian
-from granian.constants import HTTPModes, Interfaces, RuntimeModes
+from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
 from granian.http import HTTP1Settings
 
 from serving.model import ModelLoadError, Predictor
@@ -52,6 +52,7 @@ def build_server(**replacing) -> Granian:
         address=environ.get("FASHION_SOFTMAX_HOST", "127.0.0.1"),
         port=int(environ.get("FASHION_SOFTMAX_PORT", "8000")),
         interface=Interfaces.RSGI,
+        loop=Loops.uvloop,  # each worker's event loop, which reads the bodies and runs the app
         http=HTTPModes.http1,
         websockets=False,
         workers=int(environ.get("FASHION_SOFTMAX_WORKERS", "2")),
