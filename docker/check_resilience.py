@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from contextlib import ExitStack
 from urllib.parse import urlsplit
 
@@ -82,10 +83,12 @@ def load_on(url: str) -> Load:
 
 
 def report_failures(load: Load, what: str) -> None:
-    failed, total = len(load.failed()), len(load.answers)
+    failed, total = load.failed(), len(load.answers)
     check(total > 200, f"{what}: {total} requests sent under load")
-    fraction = failed / total
-    check(fraction < MAX_FAILED_FRACTION, f"{what}: {failed} of {total} requests failed ({fraction:.3%} < 0.1%)")
+    fraction = len(failed) / total
+    kinds = dict(Counter(str(answer.status) for answer in failed))  # HTTP status, or the client's exception
+    check(fraction < MAX_FAILED_FRACTION,
+          f"{what}: {len(failed)} of {total} requests failed ({fraction:.3%} < 0.1%) {kinds or ''}")  # fmt: skip
 
 
 def proxy_behaviour(url: str) -> None:
