@@ -59,9 +59,10 @@ def build_server(**replacing) -> Granian:
         runtime_mode=RuntimeModes.st,  # one I/O thread per worker: the Python side is the bottleneck
         http1_settings=HTTP1Settings(header_read_timeout=10_000, keep_alive=True),  # ms for the headers
         backlog=2048,
-        # requests in flight per worker, bodies still arriving included: bounds a worker's buffered bodies
-        # to 128 x MAX_CONTENT_LENGTH; more wait their turn
-        backpressure=128,
+        # requests in flight per worker, bodies still arriving included (more wait their turn): high, so that
+        # many stalled clients cannot take every place (each is given up after BODY_TIMEOUT); what arriving
+        # bodies may hold in memory is what clients actually send, at most MAX_CONTENT_LENGTH each
+        backpressure=1024,
         respawn_failed_workers=True,  # a worker that dies (OOM, SIGKILL) is replaced
         respawn_interval=0.5,
         workers_kill_timeout=10,  # graceful shutdown: in-flight requests get 10 s to finish

@@ -4,6 +4,7 @@ sees of a request is what it sent, bodies are read whole before the app runs, an
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -113,6 +114,22 @@ def test_a_body_that_does_not_arrive_in_time_gets_408_and_others_are_answered(se
     v2 = b"POST /v2/models/fashion-softmax/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{"
     status, body = raw_exchange(server, v2)  # the Open Inference Protocol's error form under /v2
     assert status == 408 and body.startswith('{"error":"the body did not arrive')
+
+
+def test_stalled_bodies_hold_no_thread_so_150_of_them_do_not_stop_the_service(server):
+    host, port = server.removeprefix("http://").split(":")
+    with contextlib.ExitStack() as stack:
+        for _ in range(150):  # more than the 2 x 32 threads a WSGI server had for bodies
+            connection = stack.enter_context(socket.create_connection((host, int(port)), timeout=5))
+            connection.sendall(
+                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 900\r\n\r\n"
+            )
+        time.sleep(0.5)
+        answers = [
+            requests.post(f"{server}/predict", data=PNG, headers={"Content-Type": "image/png"}, timeout=1).status_code
+            for _ in range(10)
+        ]
+    assert answers == [200] * 10
 
 
 def test_a_client_that_leaves_mid_body_costs_nothing(server):
