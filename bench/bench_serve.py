@@ -81,10 +81,8 @@ GUNICORN = [str(Path(sys.executable).with_name("gunicorn")), "-c", "bench/gunico
 SERVERS = {
     "gunicorn_sync": (GUNICORN, {"FASHION_SOFTMAX_THREADS": "1"}),  # the baseline: the service before Granian
     "gunicorn_gthread": (GUNICORN, {"FASHION_SOFTMAX_THREADS": "8"}),
-    "granian_wsgi": (
-        [sys.executable, "-m", "bench.granian_wsgi"],
-        {},
-    ),  # Granian's WSGI threads: the body read by the app
+    # Granian's WSGI interface, 32 threads per worker reading bodies: the production server before serving/rsgi.py
+    "granian_wsgi": ([sys.executable, "-m", "bench.granian_wsgi"], {}),
     "granian": ([sys.executable, "-m", "serving"], {}),  # the production server (serving/server.py: RSGI)
 }
 

@@ -27,7 +27,8 @@ def keeps_alive(port: int, body: bytes) -> bool:
         for _ in range(2):
             try:
                 connection.sendall(request)
-                if not _read_response(connection):
+                answer = read_response(connection)
+                if answer is None or not answer[0].startswith(b"HTTP/1.1 200"):
                     break
                 answers += 1
             except OSError:
@@ -35,23 +36,24 @@ def keeps_alive(port: int, body: bytes) -> bool:
     return answers == 2
 
 
-def _read_response(connection: socket.socket) -> bool:
+def read_response(connection: socket.socket) -> tuple[bytes, bytes] | None:
+    """One answer from the connection, as (head, body) by its Content-Length; None if it closed first."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = connection.recv(65536)
         if not chunk:
-            return False
+            return None
         data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
     length = next(
-        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+        (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")), 0
     )
     while len(rest) < length:
         chunk = connection.recv(65536)
         if not chunk:
-            return False
+            return None
         rest += chunk
-    return head.startswith(b"HTTP/1.1 200")
+    return head, rest
 
 
 def beside_stalled_clients(port: int, body: bytes, stalled: int = 8, wait_s: float = 5) -> float | None:

@@ -12,6 +12,7 @@ import time
 import pytest
 import requests
 
+from bench.server_probes import read_response
 from tests.helpers import encode
 from tests.serving.live_server import live_server
 from tests.serving.test_api import GARMENTS
@@ -27,30 +28,15 @@ def server(model_dir, tmp_path_factory):
         yield url
 
 
-def raw_exchange(url: str, request: bytes, then: bytes = b"", pause_s: float = 0.0) -> tuple[int, str]:
-    """Sends `request`, waits pause_s, sends `then`; returns the answer's status and body (one answer)."""
+def raw_exchange(url: str, request: bytes) -> tuple[int, str]:
+    """Sends `request` as it is on a new connection; returns the answer's status and body."""
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as connection:
         connection.sendall(request)
-        time.sleep(pause_s)
-        if then:
-            connection.sendall(then)
-        answer = b""
-        while b"\r\n\r\n" not in answer or len(answer.partition(b"\r\n\r\n")[2]) < content_length(answer):
-            chunk = connection.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
+        answer = read_response(connection)
+    assert answer is not None, "the server closed the connection without an answer"
+    head, body = answer
     return int(head.split()[1]), body.decode()
-
-
-def content_length(answer: bytes) -> int:
-    for line in answer.partition(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            return int(value)
-    return 0
 
 
 def test_path_query_and_headers_reach_the_app_as_sent(server):
