@@ -21,6 +21,7 @@ DEFAULTS = {
     "ORT_THREADS": 1,  # onnxruntime threads per worker process
     "MODEL_RELOAD_INTERVAL": 2.0,  # seconds between checks for a newly published model; 0: never reload
     "LOG_LEVEL": "INFO",  # of the `serving` loggers: reloads, request ids (WARNING: refusals only)
+    "TOKENS_FILE": None,  # token hashes (serving/tokens.py); set: every route but probes and page files needs one
 }
 
 
@@ -32,6 +33,7 @@ def create_app(config: dict | None = None):
     from flask import Flask
 
     from serving.api import bp
+    from serving.auth import require_tokens
     from serving.dataplane import name_the_model_version
     from serving.errors import register_error_handlers
     from serving.json_provider import OrjsonProvider
@@ -51,6 +53,8 @@ def create_app(config: dict | None = None):
 
     app.extensions["metrics"] = metrics = Metrics()
     metrics.install(app)
+    if app.config["TOKENS_FILE"]:
+        require_tokens(app)  # after metrics.install: a 401 is counted under the route it was asked of
     live = LiveModel(app.config["MODEL_DIR"], app.config["ORT_THREADS"], on_reload=metrics.count_reload)
     app.extensions["model"] = live
     try:

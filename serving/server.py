@@ -2,13 +2,14 @@
 (serving/rsgi.py: bodies read whole by the event loop, then the Flask app called). `python -m serving`.
 
 Settings, each from the environment: FASHION_SOFTMAX_HOST (127.0.0.1), _PORT (8000), _WORKERS (2),
-_MODEL_DIR (artifacts), _ACCESS_LOG (off; 1 logs every request); PROMETHEUS_MULTIPROC_DIR (a fresh
-temporary folder). Why Granian, and why RSGI rather than its WSGI threads: bench/bench_serve.py measures
+_MODEL_DIR (artifacts), _ACCESS_LOG (off; 1 logs every request), _TOKENS_FILE (none: no tokens asked for),
+_ALLOW_UNAUTHENTICATED (off); PROMETHEUS_MULTIPROC_DIR (a fresh temporary folder). Why Granian, and why RSGI rather than its WSGI threads: bench/bench_serve.py measures
 them beside gunicorn, and `make reliability` checks the server under faults and slow clients.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 import tempfile
@@ -18,17 +19,53 @@ from granian import Granian
 from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
 from granian.http import HTTP1Settings
 
+from serving import tokens
 from serving.model import ModelLoadError, Predictor
 from serving.reload import forward_sighup_to_workers
 
 
+def refuse(reason: str) -> None:
+    """One line on stderr and exit 1: before any worker starts, never a traceback."""
+    print(f"fashion-softmax: cannot start: {reason}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
 def check_model(model_dir: str) -> None:
-    """Fail fast, in one line and before any worker starts, when there is no usable model."""
+    """Fail fast when there is no usable model."""
     try:
         Predictor.load(model_dir)
     except ModelLoadError as error:
-        print(f"fashion-softmax: cannot start: {error}", file=sys.stderr, flush=True)
-        sys.exit(1)
+        refuse(str(error))
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def check_access(environ) -> None:
+    """Secure by default: off the loopback interface, only with tokens, or when told in so many words to run open."""
+    host, tokens_file = environ.get("FASHION_SOFTMAX_HOST", "127.0.0.1"), environ.get("FASHION_SOFTMAX_TOKENS_FILE")
+    if tokens_file:
+        try:
+            found = tokens.read(Path(tokens_file))
+        except tokens.TokenFileError as error:
+            refuse(f"{error} (FASHION_SOFTMAX_TOKENS_FILE)")
+        if not found:
+            print(f"fashion-softmax: {tokens_file} has no token yet: every route but the probes answers 401 "
+                  f"until one is added (python -m serving.tokens add NAME --file {tokens_file})", file=sys.stderr)  # fmt: skip
+    elif is_loopback(host):
+        return
+    elif environ.get("FASHION_SOFTMAX_ALLOW_UNAUTHENTICATED", "") in ("", "0"):
+        refuse(f"{host} is not a loopback address and no tokens are configured: set FASHION_SOFTMAX_TOKENS_FILE "
+               "(make one with python -m serving.tokens add NAME), or FASHION_SOFTMAX_ALLOW_UNAUTHENTICATED=1 "
+               "to serve anyone who can reach the port")  # fmt: skip
+    else:
+        print(f"fashion-softmax: serving {host} without tokens (FASHION_SOFTMAX_ALLOW_UNAUTHENTICATED)", file=sys.stderr)
 
 
 def prepare_metrics_dir() -> None:
@@ -74,6 +111,7 @@ def build_server(**replacing) -> Granian:
 
 
 def main(**replacing) -> None:
+    check_access(os.environ)
     check_model(os.environ.get("FASHION_SOFTMAX_MODEL_DIR", "artifacts"))
     prepare_metrics_dir()
     build_server(**replacing).serve()

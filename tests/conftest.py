@@ -3,6 +3,7 @@ model trained on synthetic garments."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import skip_or_fail, synthetic_images
+from tests.helpers import ISSUED_TOKENS, skip_or_fail, synthetic_images
 from training.data import LABELS, DataNotFoundError, Split, load_fashion_mnist
 from training.export import TrainingSummary, export
 from training.train import TrainConfig, fit
@@ -58,3 +59,29 @@ def model_dir(tmp_path_factory):
     summary = TrainingSummary(config.to_dict(), "cpu", result.seconds, result.history)
     export(result.net, summary, *splits, LABELS, folder)
     return folder
+
+
+class Kept(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_token_is_ever_logged(tmp_path_factory):
+    """After the whole run: no token a test made is in any log line of this process or in any file the tests'
+    servers wrote (their logs live under the run's temporary folder)."""
+    kept = Kept()
+    logging.getLogger().addHandler(kept)
+    yield
+    logging.getLogger().removeHandler(kept)
+    written = [path for path in tmp_path_factory.getbasetemp().rglob("*")
+               if path.is_file() and path.stat().st_size < 5_000_000]  # fmt: skip
+    leaks = [f"a log record: {line[:40]}..." for line in kept.lines if any(token in line for token in ISSUED_TOKENS)]
+    for path in written:
+        content = path.read_bytes()
+        leaks += [f"{path}" for token in ISSUED_TOKENS if token.encode() in content]
+    assert not leaks, f"{len(ISSUED_TOKENS)} tokens made; found in: {leaks}"

@@ -1,4 +1,4 @@
-"""Test helpers shared by both halves: IDX files and tiny Fashion-MNIST-like data."""
+"""Test helpers shared by both halves: IDX files, tiny Fashion-MNIST-like data, API tokens."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+ISSUED_TOKENS: list[str] = []  # every token a test made: none may appear in any log of the run (tests/conftest.py)
 
 
 def skip_or_fail(reason: str):
@@ -64,3 +65,16 @@ def write_idx_set(folder: Path, train_count: int = 600, test_count: int = 200, g
                 (folder / f"{name}.gz").write_bytes(gzip.compress(data))
             else:
                 (folder / name).write_bytes(data)
+
+
+def issue_token(token_file: Path, name: str) -> str:
+    """A new token named `name` in `token_file` (serving/tokens.py), remembered for the run's log check."""
+    from serving import tokens  # the serving half, only for the tests that use tokens
+
+    token = tokens.add(token_file, name)
+    ISSUED_TOKENS.append(token)
+    return token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -1,5 +1,7 @@
 // The page at /: sends each image to POST /predict?return_input=true (one multipart request per image,
 // a few at a time) and draws the answers; reads GET /metadata for the model's name, version and accuracy.
+// A service started with tokens answers 401: the page then asks for one and keeps it for this tab's session
+// only (sessionStorage: gone when the tab closes), sent in the Authorization header, never in a URL.
 "use strict";
 
 const IN_FLIGHT = 4; // requests at a time: a batch of files does not queue behind one slow request
@@ -16,9 +18,44 @@ function messageOf(body, response) {
   return `the service answered HTTP ${response.status} ${response.statusText}`.trim();
 }
 
+const TOKEN_KEY = "fashion-softmax-token";
+let tokenAsked = null; // the pending question, shared by every request that got a 401 meanwhile
+
+// Resolves once the person has entered a token; `refused`: the last one was not accepted.
+function askForToken(refused) {
+  if (!tokenAsked) {
+    tokenAsked = new Promise((resolve) => {
+      const form = $("token-form");
+      $("token-refused").hidden = !refused;
+      form.hidden = false;
+      $("token").focus();
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
+        $("token").value = "";
+        form.hidden = true;
+        tokenAsked = null;
+        resolve();
+      }, { once: true });
+    });
+  }
+  return tokenAsked;
+}
+
+// fetch() with the session's token; on a 401, ask for a token and try again with it.
+async function api(path, options = {}) {
+  for (;;) {
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    const headers = token ? { Authorization: `Bearer ${token}` } : {};
+    const response = await fetch(path, { ...options, headers });
+    if (response.status !== 401) return response;
+    await askForToken(Boolean(token));
+  }
+}
+
 async function showModel() {
   try {
-    const response = await fetch("metadata");
+    const response = await api("metadata");
     const body = await response.json();
     if (!response.ok) throw new Error(messageOf(body, response));
     const accuracy = body.metrics && body.metrics.test_accuracy;
@@ -75,7 +112,7 @@ async function classifyOne(card, blob, name) {
   form.append("image", blob, name);
   let response;
   try {
-    response = await fetch("predict?return_input=true", { method: "POST", body: form });
+    response = await api("predict?return_input=true", { method: "POST", body: form });
   } catch (error) {
     return showError(card, `The service could not be reached (${error.message}).`);
   }
@@ -189,19 +226,18 @@ function setUpCanvas() {
   clear();
 }
 
-// The artifact's pictures: shown when the served model folder has them (GET /artifacts/<name>, 404 otherwise).
-function setUpPictures() {
+// The artifact's pictures: shown when the served model folder has them (GET /artifacts/<name>, 404 otherwise),
+// fetched with the token like any API call, then shown from a blob: URL.
+async function showPictures() {
   for (const image of document.querySelectorAll(".pictures img")) {
-    const show = () => {
-      image.closest("figure").hidden = false;
-      $("no-pictures").hidden = true;
-    };
-    if (image.complete && image.naturalWidth) show();
-    else image.addEventListener("load", show);
+    const response = await api(image.dataset.src).catch(() => null);
+    if (!response || !response.ok) continue;
+    image.src = URL.createObjectURL(await response.blob());
+    image.closest("figure").hidden = false;
+    $("no-pictures").hidden = true;
   }
 }
 
 setUpInputs();
 setUpCanvas();
-setUpPictures();
-showModel();
+showModel().then(showPictures);
