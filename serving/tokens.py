@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 PREFIX = "fst_"  # "fashion-softmax token": recognisable by secret scanners and by people
-DEFAULT_FILE = Path("secrets/tokens")
+DEFAULT_FILE = Path("secrets/api/tokens")  # what docker-compose.yml mounts into the api replicas
 LINE = re.compile(r"([0-9a-f]{64})\s+(\S+)")  # a hex SHA-256 digest, then the token's name
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")  # names go into logs: no spaces, no secrets' characters
 

@@ -11,7 +11,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from tests.helpers import skip_or_fail
+from tests.helpers import issue_token, skip_or_fail
 from tests.serving.live_server import ROOT, live_server
 
 BINARIES = (Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"))  # Debian's; .ci/run installs them
@@ -29,6 +29,15 @@ def server(model_dir, tmp_path_factory):
     """The production server (one worker) around the small synthetic model: its base URL."""
     with live_server(model_dir, tmp_path_factory.mktemp("server") / "server.log", workers=1) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def secured_server(model_dir, tmp_path_factory):
+    """The production server started with a token file: (base URL, the file, a token in it)."""
+    folder = tmp_path_factory.mktemp("secured-server")
+    token = issue_token(folder / "tokens", "page")
+    with live_server(model_dir, folder / "server.log", workers=1, TOKENS_FILE=folder / "tokens") as url:
+        yield url, folder / "tokens", token
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from serving.openapi import document
-from tests.helpers import encode
+from serving import tokens
+from tests.helpers import encode, issue_token
 from tests.page.conftest import requested_urls
 from training.data import LABELS
 
@@ -224,3 +225,67 @@ def test_every_control_is_labelled_and_reachable_by_keyboard(browser, server):
         assert outline != "none", f"no visible focus on {reached[-1]}"
     links = [f"{server}/{path}" for path in ("docs", "openapi.json", "metadata")]
     assert reached == [*links, "files", "classify", "clear"]
+
+
+def submit_token(driver, token: str) -> None:
+    WebDriverWait(driver, WAIT).until(lambda d: d.find_element(By.ID, "token-form").is_displayed())
+    field = driver.find_element(By.ID, "token")
+    assert field.get_attribute("type") == "password" and driver.switch_to.active_element == field
+    field.send_keys(token + "\n")
+
+
+def test_with_tokens_the_page_asks_for_one_and_keeps_it_for_the_tab_only(browser, secured_server, tmp_path):
+    url, _, token = secured_server
+    browser.get(url + "/")
+    submit_token(browser, "fst_" + "x" * 43)  # a wrong one first
+    WebDriverWait(browser, WAIT).until(lambda d: d.find_element(By.ID, "token-refused").is_displayed())
+    assert "did not accept" in browser.find_element(By.ID, "token-refused").text
+    submit_token(browser, token)
+    WebDriverWait(browser, WAIT).until(lambda d: "version" in d.find_element(By.ID, "model").text)
+    assert not browser.find_element(By.ID, "token-form").is_displayed()
+    WebDriverWait(browser, WAIT).until(lambda d: d.find_element(By.CSS_SELECTOR, ".pictures figure img").size["width"])
+    assert browser.find_element(By.CSS_SELECTOR, ".pictures img").get_attribute("src").startswith("blob:")
+
+    path = tmp_path / "garment.png"
+    path.write_bytes(encode(np.pad(np.full((20, 12), 200, np.uint8), ((4, 4), (8, 8))), "PNG"))
+    browser.find_element(By.ID, "files").send_keys(str(path))
+    (card,) = wait_for_cards(browser, 1)
+    assert card.get_attribute("data-state") == "done"
+
+    stored = browser.execute_script("return [sessionStorage.length, localStorage.length, document.cookie]")
+    assert stored == [1, 0, ""]  # this tab's session only: no localStorage, no cookie
+    browser.refresh()  # the same tab: the token is still there, nothing is asked
+    WebDriverWait(browser, WAIT).until(lambda d: "version" in d.find_element(By.ID, "model").text)
+    assert not browser.find_element(By.ID, "token-form").is_displayed()
+    urls = requested_urls(browser)
+    assert urls and not [address for address in urls if token in address]  # never in a URL
+    assert not [entry for entry in browser.get_log("browser") if token in entry["message"]]  # nor in the console
+
+    browser.switch_to.new_window("tab")  # another tab has its own session: asked again
+    browser.get(url + "/")
+    WebDriverWait(browser, WAIT).until(lambda d: d.find_element(By.ID, "token-form").is_displayed())
+    assert not browser.find_element(By.ID, "token-refused").is_displayed()
+
+
+def test_a_token_revoked_while_the_page_is_open_is_asked_for_again(browser, secured_server, tmp_path):
+    url, token_file, token = secured_server
+    revocable = issue_token(token_file, "revocable")
+    deadline = time.monotonic() + 10
+    while requests.get(f"{url}/metadata", headers={"Authorization": f"Bearer {revocable}"}, timeout=5).status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    browser.get(url + "/")
+    submit_token(browser, revocable)
+    WebDriverWait(browser, WAIT).until(lambda d: "version" in d.find_element(By.ID, "model").text)
+    tokens.remove(token_file, "revocable")
+    while requests.get(f"{url}/metadata", headers={"Authorization": f"Bearer {revocable}"}, timeout=5).status_code != 401:
+        assert time.monotonic() < deadline + 10
+        time.sleep(0.1)
+    path = tmp_path / "garment.png"
+    path.write_bytes(encode(np.pad(np.full((20, 12), 200, np.uint8), ((4, 4), (8, 8))), "PNG"))
+    browser.find_element(By.ID, "files").send_keys(str(path))
+    WebDriverWait(browser, WAIT).until(lambda d: d.find_element(By.ID, "token-refused").is_displayed())
+    assert browser.find_element(By.CSS_SELECTOR, ".card").get_attribute("data-state") == "pending"  # waiting
+    submit_token(browser, token)
+    (card,) = wait_for_cards(browser, 1)  # the refused request, sent again with the new token
+    assert card.get_attribute("data-state") == "done"
