@@ -2,9 +2,10 @@
 (serving/rsgi.py: bodies read whole by the event loop, then the Flask app called). `python -m serving`.
 
 Settings, each from the environment: FASHION_SOFTMAX_HOST (127.0.0.1), _PORT (8000), _WORKERS (2),
-_MODEL_DIR (artifacts), _ACCESS_LOG (off; 1 logs every request), _TOKENS_FILE (none: no tokens asked for),
-_ALLOW_UNAUTHENTICATED (off); PROMETHEUS_MULTIPROC_DIR (a fresh temporary folder). Why Granian, and why RSGI rather than its WSGI threads: bench/bench_serve.py measures
-them beside gunicorn, and `make reliability` checks the server under faults and slow clients.
+_MODEL_DIR (artifacts), _ACCESS_LOG (off; 1 logs every request), _TOKENS_FILE (none: no tokens asked
+for), _ALLOW_UNAUTHENTICATED (off: 1 serves a non-loopback address without tokens); PROMETHEUS_MULTIPROC_DIR
+(a fresh temporary folder). Why Granian, and why RSGI rather than its WSGI threads: bench/bench_serve.py
+measures them beside gunicorn, and `make reliability` checks the server under faults and slow clients.
 """
 
 from __future__ import annotations
@@ -24,9 +25,13 @@ from serving.model import ModelLoadError, Predictor
 from serving.reload import forward_sighup_to_workers
 
 
+def say(line: str) -> None:
+    print(f"fashion-softmax: {line}", file=sys.stderr, flush=True)
+
+
 def refuse(reason: str) -> None:
     """One line on stderr and exit 1: before any worker starts, never a traceback."""
-    print(f"fashion-softmax: cannot start: {reason}", file=sys.stderr, flush=True)
+    say(f"cannot start: {reason}")
     sys.exit(1)
 
 
@@ -56,8 +61,10 @@ def check_access(environ) -> None:
         except tokens.TokenFileError as error:
             refuse(f"{error} (FASHION_SOFTMAX_TOKENS_FILE)")
         if not found:
-            print(f"fashion-softmax: {tokens_file} has no token yet: every route but the probes answers 401 "
-                  f"until one is added (python -m serving.tokens add NAME --file {tokens_file})", file=sys.stderr)  # fmt: skip
+            say(
+                f"{tokens_file} has no token yet: every route but the probes answers 401 until one is added "
+                f"(python -m serving.tokens add NAME --file {tokens_file})"
+            )
     elif is_loopback(host):
         return
     elif environ.get("FASHION_SOFTMAX_ALLOW_UNAUTHENTICATED", "") in ("", "0"):
@@ -65,7 +72,7 @@ def check_access(environ) -> None:
                "(make one with python -m serving.tokens add NAME), or FASHION_SOFTMAX_ALLOW_UNAUTHENTICATED=1 "
                "to serve anyone who can reach the port")  # fmt: skip
     else:
-        print(f"fashion-softmax: serving {host} without tokens (FASHION_SOFTMAX_ALLOW_UNAUTHENTICATED)", file=sys.stderr)
+        say(f"serving {host} without tokens (FASHION_SOFTMAX_ALLOW_UNAUTHENTICATED)")
 
 
 def prepare_metrics_dir() -> None:

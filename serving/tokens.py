@@ -88,7 +88,7 @@ def _write(path: Path, hashes: dict[bytes, str]) -> None:
 def add(path: Path, name: str) -> str:
     """A new token named `name` (replacing one of that name): its hash goes into the file, the token is returned."""
     if not NAME.fullmatch(name):
-        raise TokenFileError(f"a token name is 1-64 letters, digits or ._@- (starting with a letter or digit): {name!r}")
+        raise TokenFileError(f"a token name is 1-64 letters, digits or ._@- (a letter or digit first), not {name!r}")
     hashes = read(path) if path.exists() else {}
     token = new_token()
     hashes = {value: owner for value, owner in hashes.items() if owner != name} | {digest(token): name}

@@ -17,9 +17,9 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from serving.openapi import document
 from serving import tokens
-from tests.helpers import encode, issue_token
+from serving.openapi import document
+from tests.helpers import bearer, encode, issue_token
 from tests.page.conftest import requested_urls
 from training.data import LABELS
 
@@ -270,17 +270,19 @@ def test_with_tokens_the_page_asks_for_one_and_keeps_it_for_the_tab_only(browser
 def test_a_token_revoked_while_the_page_is_open_is_asked_for_again(browser, secured_server, tmp_path):
     url, token_file, token = secured_server
     revocable = issue_token(token_file, "revocable")
-    deadline = time.monotonic() + 10
-    while requests.get(f"{url}/metadata", headers={"Authorization": f"Bearer {revocable}"}, timeout=5).status_code != 200:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+
+    def until_metadata_answers(status: int) -> None:  # the server has read the changed file
+        deadline = time.monotonic() + 10
+        while requests.get(f"{url}/metadata", headers=bearer(revocable), timeout=5).status_code != status:
+            assert time.monotonic() < deadline, f"/metadata does not answer {status} with the token after 10 s"
+            time.sleep(0.1)
+
+    until_metadata_answers(200)
     browser.get(url + "/")
     submit_token(browser, revocable)
     WebDriverWait(browser, WAIT).until(lambda d: "version" in d.find_element(By.ID, "model").text)
     tokens.remove(token_file, "revocable")
-    while requests.get(f"{url}/metadata", headers={"Authorization": f"Bearer {revocable}"}, timeout=5).status_code != 401:
-        assert time.monotonic() < deadline + 10
-        time.sleep(0.1)
+    until_metadata_answers(401)
     path = tmp_path / "garment.png"
     path.write_bytes(encode(np.pad(np.full((20, 12), 200, np.uint8), ((4, 4), (8, 8))), "PNG"))
     browser.find_element(By.ID, "files").send_keys(str(path))
