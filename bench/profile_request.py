@@ -2,9 +2,10 @@
 
     python -m bench.profile_request [--model-dir artifacts] [--requests 3000] [--top 25]
 
-Prints microseconds per request (best of 5 timed rounds), the same for the floor beside it (a Flask route
-that only decodes the PNG with Pillow, runs onnxruntime and answers with orjson: no checks, limits,
-metrics or preprocessing), then our requests under cProfile, sorted by own time.
+Prints microseconds per request (best of 5 timed rounds) for /predict, for the same app started with a token
+file (the request carrying a right token: what authentication adds), and for the floor beside them (a Flask
+route that only decodes the PNG with Pillow, runs onnxruntime and answers with orjson: no checks, limits,
+metrics or preprocessing), interleaved; then our requests under cProfile, sorted by own time.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pstats
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import onnxruntime
@@ -58,6 +60,22 @@ def floor_app(model_dir: str):
     return floor
 
 
+def hook_cost(app, secured, token: str, rounds: int = 20, calls: int = 2000) -> float:
+    """Microseconds the token check adds per /predict: the app's before_request hooks with tokens (a right one sent)
+    minus without, each the best of `rounds` interleaved rounds. A whole request is too long for a difference of a
+    few microseconds to stand out of a shared machine's noise; the hooks are all that differs between the two."""
+    best = {}
+    for _ in range(rounds):
+        for flask_app, headers in ((app, {}), (secured, {"Authorization": f"Bearer {token}"})):
+            with flask_app.test_request_context("/predict", method="POST", headers=headers):
+                started = time.perf_counter()
+                for _ in range(calls):
+                    flask_app.preprocess_request()
+                seconds = (time.perf_counter() - started) / calls
+            best[flask_app] = min(best.get(flask_app, seconds), seconds)
+    return (best[secured] - best[app]) * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", default="artifacts")
@@ -67,16 +85,23 @@ def main() -> None:
 
     # as under the production server: metrics in multiprocess mode, samples in files (serving/server.py)
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="fashion-softmax-profile-"))
-    from serving import create_app  # prometheus_client picks its value store when first imported
+    from serving import create_app, tokens  # prometheus_client picks its value store when first imported
 
     app = create_app({"MODEL_DIR": args.model_dir, "MODEL_RELOAD_INTERVAL": 0})
+    folder = tempfile.TemporaryDirectory(prefix="fashion-softmax-tokens-")  # removed when the run ends
+    token_file = Path(folder.name) / "tokens"
+    for name in ("someone", "prometheus"):  # a few tokens: each presented token is compared with every hash
+        tokens.add(token_file, name)
+    token = tokens.add(token_file, "profile")
+    secured = create_app({"MODEL_DIR": args.model_dir, "MODEL_RELOAD_INTERVAL": 0, "TOKENS_FILE": str(token_file)})
     environ = EnvironBuilder(
         path="/predict", method="POST", data=png_of_a_garment(), content_type="image/png"
     ).get_environ()
     environ["wsgi.input_terminated"] = True  # as the production server gives it (serving/rsgi.py)
     body = environ["wsgi.input"].getvalue()
+    with_token = {**environ, "HTTP_AUTHORIZATION": f"Bearer {token}"}
 
-    def one_request(wsgi_app=app) -> None:
+    def one_request(wsgi_app=app, environ=environ) -> None:
         environ["wsgi.input"] = io.BytesIO(body)
         status = []
         chunks = wsgi_app(environ, lambda s, headers, exc_info=None: status.append(s))
@@ -85,17 +110,24 @@ def main() -> None:
             sys.exit(f"unexpected status {status[0]}")
 
     floor = floor_app(args.model_dir)
-    for name, wsgi_app in (("/predict", app), ("floor", floor), ("/predict", app), ("floor", floor)):
+    variants = {"/predict": (app, environ), "/predict with a token": (secured, with_token), "floor": (floor, environ)}
+    best = {}
+    for name, (wsgi_app, request) in [*variants.items(), *variants.items()]:  # each twice, interleaved
         for _ in range(200):  # warm-up: imports, caches, onnxruntime's first runs
-            one_request(wsgi_app)
+            one_request(wsgi_app, request)
         rounds = []
         for _ in range(5):
             started = time.perf_counter()
             for _ in range(args.requests):
-                one_request(wsgi_app)
+                one_request(wsgi_app, request)
             rounds.append((time.perf_counter() - started) / args.requests * 1e6)
+        best[name] = min(best.get(name, float("inf")), *rounds)
         print(f"{name}: {min(rounds):.1f} us per request (best of 5 rounds of {args.requests}; all: "
               f"{', '.join(f'{r:.0f}' for r in rounds)})")  # fmt: skip
+    added = hook_cost(app, secured, token)
+    print(f"authentication adds {added:.1f} us per request (target <= 5 us): the token check alone, best of 20 "
+          f"rounds; the whole requests above differ by {best['/predict with a token'] - best['/predict']:.1f} us; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
 
     profiler = cProfile.Profile()
     profiler.enable()

@@ -17,10 +17,10 @@ import re
 import time
 from pathlib import Path
 
-from flask import Flask, g, request
+from flask import Flask, request
 
 from serving import tokens
-from serving.errors import ApiError
+from serving.errors import ApiError, error_response
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,16 @@ OPEN_RULES = frozenset({"/health", "/ready", "/v2/health/live", "/v2/health/read
 CHECK_EVERY_S = 1.0  # how stale the token set may be after the file changes
 CREDENTIALS = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)")  # RFC 6750 2.1: Bearer b64token
 REALM = 'Bearer realm="fashion-softmax"'
+CLIENT_KEY = "fashion_softmax.client"  # the WSGI environ's key for the name of the token a request came with
 FileState = tuple[int, int, int] | None  # (inode, mtime ns, size) of the token file; None: it cannot be read
+
+
+class Unauthorized(ApiError):
+    """401 in the route's error form, with the RFC 6750 challenge for the WWW-Authenticate header."""
+
+    def __init__(self, message: str, challenge: str):
+        super().__init__(401, "unauthorized", message)
+        self.challenge = challenge
 
 
 class TokenStore:
@@ -85,26 +94,27 @@ def require_tokens(app: Flask) -> TokenStore:
     app.extensions["tokens"] = store
 
     def check_token() -> None:
-        rule = request.url_rule  # None when no route matched (404, 405): answered only with a token
+        asked = request._get_current_object()  # one context lookup, not one per attribute: this runs every request
+        rule = asked.url_rule  # None when no route matched (404, 405): answered only with a token
         if rule is not None and rule.rule in OPEN_RULES:
             return
-        credentials = request.environ.get("HTTP_AUTHORIZATION")
-        if not credentials:
-            g.auth_challenge = REALM  # RFC 6750 3.1: no error code when the request had no credentials
-            raise ApiError(401, "unauthorized", "this route needs a token: send `Authorization: Bearer <token>`")
+        environ = asked.environ
+        credentials = environ.get("HTTP_AUTHORIZATION")
+        if not credentials:  # RFC 6750 3.1: no error code in the challenge when the request had no credentials
+            raise Unauthorized("this route needs a token: send `Authorization: Bearer <token>`", REALM)
         match = CREDENTIALS.fullmatch(credentials)
         name = store.owner(match[1]) if match else None
         if name is None:
-            g.auth_challenge = f'{REALM}, error="invalid_token"'
-            raise ApiError(401, "unauthorized", "the token was not accepted: it is malformed, unknown or revoked")
-        g.client = name  # who asked, by the token's name (never the token)
+            raise Unauthorized(
+                "the token was not accepted: it is malformed, unknown or revoked", f'{REALM}, error="invalid_token"'
+            )
+        environ[CLIENT_KEY] = name  # who asked, by the token's name (never the token), for whoever logs it
 
-    def challenge(response):
-        challenge = g.get("auth_challenge")
-        if challenge is not None:
-            response.headers["WWW-Authenticate"] = challenge
-        return response
+    def challenged(error: Unauthorized):
+        response, status = error_response(error.status, error.code, error.message)
+        response.headers["WWW-Authenticate"] = error.challenge
+        return response, status
 
     app.before_request(check_token)
-    app.after_request(challenge)
+    app.register_error_handler(Unauthorized, challenged)  # Flask picks it over the handler of ApiError
     return store
