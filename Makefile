@@ -8,10 +8,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TRAIN_ARGS ?=
 
-$(STAMP): pyproject.toml
+# Installs come from the lock files only: every version pinned, every file checked against its hash.
+$(STAMP): pyproject.toml requirements/dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[train,serve,dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 .PHONY: help
@@ -19,7 +20,21 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 .PHONY: install
-install: $(STAMP) ## create .venv and install the project with its train, serve and dev extras
+install: $(STAMP) ## create .venv and install the project with every extra, from requirements/dev.txt (hashes checked)
+
+# make lock: one resolution of every extra of pyproject.toml (requirements/dev.txt, what make install and CI use),
+# then each image's environment as a subset of it, at the same versions. For Python 3.11 (the images') and up, on
+# every platform. The constraint file pip is configured with here, if any, bounds it too (CI's machines cap torch).
+LOCK_CONSTRAINTS := $(shell $(BIN)/pip config list 2>/dev/null | sed -nE "s/^(global|:env:)\.constraint='(.*)'$$/\2/p")
+LOCK := $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command 'make lock' $(if $(LOCK_CONSTRAINTS),--constraint $(LOCK_CONSTRAINTS))
+
+.PHONY: lock
+lock: $(STAMP) ## update requirements/*.txt from pyproject.toml (newest versions allowed), then `make install`
+	$(LOCK) pyproject.toml --all-extras --upgrade -o requirements/dev.txt
+	$(LOCK) pyproject.toml --extra serve --upgrade --constraint requirements/dev.txt -o requirements/serve.txt
+	$(LOCK) pyproject.toml --extra train --upgrade --constraint requirements/dev.txt -o requirements/train.txt
+	$(LOCK) pyproject.toml --extra sbom --upgrade --constraint requirements/dev.txt -o requirements/sbom.txt
 
 .PHONY: train-export
 train-export: $(STAMP) ## train (book's settings; TRAIN_ARGS="--recipe best" etc.), export and verify artifacts/

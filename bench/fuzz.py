@@ -3,8 +3,10 @@
     result = run(server, work_dir)  # result["requests"], result["failures"], result["server_5xx"]
 
 Every operation, in schemathesis' "all" mode: valid requests and requests that break the schema
-(wrong types, missing or extra fields, bodies that are not what the content type says). The
-requests sent are counted by the server itself (its Prometheus counter, before and after).
+(wrong types, missing or extra fields, bodies that are not what the content type says), each with the
+server's token; schemathesis' ignored_auth check sends each protected operation again without it and with
+a wrong one, and expects a refusal. The requests sent are counted by the server itself (its Prometheus
+counter, before and after).
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ CHECKS = [
     "unsupported_method",  # a method the path does not have gets 405
     "allow_header_conformance",  # ... with an Allow header naming the documented methods
     "missing_required_header",  # a documented required header left out gets a 4xx
+    "ignored_auth",  # an operation that declares the bearer scheme refuses requests without the token, or a wrong one
 ]
 # Left out: positive_data_acceptance (a request valid by the schema must get a 2xx: the schema cannot say that
 # random bytes must decode as an image, or that a V2 tensor's data must match its shape, so rejecting those
 # with a 4xx is right); use_after_free and ensure_resource_availability (stateful checks for resources that
-# are created and deleted: the service has none); ignored_auth and object_level_authorization (no auth).
+# are created and deleted: the service has none); object_level_authorization (tokens are not per object).
 
 
 def run(server: ProductionServer, work: Path, scale: float = 1.0, limit_s: float = 240) -> dict:
@@ -51,6 +54,7 @@ def run(server: ProductionServer, work: Path, scale: float = 1.0, limit_s: float
             "--phases", "examples,coverage,fuzzing", "--max-examples", str(max(1, round(examples * scale))),
             "--workers", "1", "--request-timeout", "10", "--seed", "0", "--generation-database", "none",
             "--max-failures", "100", "--no-color", "--report", "json", "--report-json-path", str(report),
+            *[option for name, value in server.auth.items() for option in ("--header", f"{name}: {value}")],
         ]  # fmt: skip
         log = open(work / f"schemathesis-{method}.log", "w+")  # noqa: SIM115 (closed below)
         runs[method] = (command, report, log, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
@@ -79,7 +83,7 @@ def run(server: ProductionServer, work: Path, scale: float = 1.0, limit_s: float
     sent = server.requests_counted() - before - 1
     failures = [failure for run in results.values() for failure in (run["failures"] or [])]
     no_report = sum(run["failures"] is None for run in results.values())
-    return {
+    result = {
         "requests": sent,
         "test_cases": sum((run["test_cases"] or {}).get("generated", 0) for run in results.values()),
         "server_5xx": server.requests_counted(status="5") - before_5xx,
@@ -89,3 +93,5 @@ def run(server: ProductionServer, work: Path, scale: float = 1.0, limit_s: float
         "worker_deaths": len(set(pids) - set(server.worker_pids())) + (0 if server.alive() else len(pids)),
         "runs": results,
     }
+    # schemathesis repeats headers in its commands and reproduction hints: the report keeps no token
+    return json.loads(json.dumps(result).replace(server.auth.get("Authorization", "\0"), "Bearer <token>"))

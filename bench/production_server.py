@@ -3,6 +3,8 @@ from outside: its workers, their memory, its own request count. For benchmarks a
 
     with ProductionServer(model_dir, log) as server:
         server.url, server.worker_pids(), rss_kib(pid), server.requests_counted("/predict")
+    with ProductionServer(model_dir, log, with_token=True) as server:    # started with a token file, as deployed
+        server.auth  # {"Authorization": "Bearer ..."}: what every request but the probes needs
 
 The server command is named once, in `server_command()`.
 """
@@ -99,14 +101,20 @@ def rss_kib(pid: int) -> int:
 
 
 class ProductionServer:
-    def __init__(self, model_dir: Path, log: Path, workers: int = 2, start_s: float = 90):
+    def __init__(self, model_dir: Path, log: Path, workers: int = 2, start_s: float = 90, with_token: bool = False):
         self.model_dir, self.log, self.workers, self.start_s = model_dir, log, workers, start_s
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
+        self.settings, self.auth = {}, {}
+        if with_token:  # a token file beside the log, with one token: the server's and the client's halves
+            from serving import tokens  # only here: the benchmarks of other servers need none of serving
+
+            self.settings["tokens_file"] = log.with_name("tokens")
+            self.auth = {"Authorization": f"Bearer {tokens.add(self.settings['tokens_file'], 'bench')}"}
 
     def __enter__(self) -> ProductionServer:
-        self.process = start_server(self.model_dir, self.port, self.log, self.workers)
+        self.process = start_server(self.model_dir, self.port, self.log, self.workers, **self.settings)
         try:
             self.wait_healthy(self.start_s)
         except BaseException:
@@ -145,7 +153,7 @@ class ProductionServer:
 
         This scrape is itself counted only after it is answered, so it is not in its own figure.
         """
-        text = requests.get(f"{self.url}/metrics", timeout=10).text
+        text = requests.get(f"{self.url}/metrics", headers=self.auth, timeout=10).text
         total = 0.0
         for family in text_string_to_metric_families(text):
             if family.name == REQUESTS_COUNTER:

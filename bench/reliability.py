@@ -3,9 +3,10 @@
     python -m bench.reliability [--model-dir artifacts] [--data-dir data]    (make reliability)
 
 Starts the server as `make serve` does (bench/production_server.py) on a free 127.0.0.1 port around
-the trained model, runs the scenarios in this order on it (the worker kill last: it changes the
-workers), writes bench/results/reliability.json, prints one row per figure (value, target, met?),
-exits 1 if any target is missed, and stops the server in every case. About 5 minutes.
+the trained model, with a token file as deployed (every request below carries the token), runs the
+scenarios in this order on it (the worker kill last: it changes the workers), writes
+bench/results/reliability.json, prints one row per figure (value, target, met?), exits 1 if any target
+is missed, and stops the server in every case. About 5 minutes.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench import fuzz, wrk
+from bench import auth_fuzz, fuzz, wrk
 from bench.bench_serve import png
 from bench.production_server import ProductionServer, rss_kib, server_command
 from bench.slow_clients import trickle_while_timing
@@ -41,7 +42,7 @@ def rss_after(server: ProductionServer, body: Path, mark: int, connections: int 
     rate, deadline = None, time.monotonic() + limit_s
     while (counted := server.requests_counted(PREDICT)) < mark and time.monotonic() < deadline:
         slice_s = 1 if rate is None else min(10, max(1, (mark - counted) / rate))
-        result = wrk.post_for(f"{server.url}{PREDICT}", body, "image/png", connections, slice_s)
+        result = wrk.post_for(f"{server.url}{PREDICT}", body, "image/png", connections, slice_s, server.auth)
         rate = max(100.0, result["requests_per_second"])
     return {"requests": counted, "rss_kib": {pid: rss_kib(pid) for pid in server.worker_pids()}}
 
@@ -61,7 +62,7 @@ def memory(first: dict, second: dict) -> dict:
 
 def load(server: ProductionServer, body: Path, connections: int = 64, seconds: int = 60) -> dict:
     before = server.requests_counted(PREDICT)
-    result = wrk.post_for(f"{server.url}{PREDICT}", body, "image/png", connections, seconds)
+    result = wrk.post_for(f"{server.url}{PREDICT}", body, "image/png", connections, seconds, server.auth)
     result["server_counted"] = settled_count(server) - before
     return result | {"connections": connections, "seconds": seconds}
 
@@ -77,7 +78,9 @@ def worker_killed(server: ProductionServer, body: Path, connections: int = 64, s
     before = server.requests_counted(PREDICT)
     outcome: dict = {}
     runner = threading.Thread(
-        target=lambda: outcome.update(wrk.post_for(f"{server.url}{PREDICT}", body, "image/png", connections, seconds))
+        target=lambda: outcome.update(
+            wrk.post_for(f"{server.url}{PREDICT}", body, "image/png", connections, seconds, server.auth)
+        )
     )
     runner.start()
     time.sleep(seconds / 3)
@@ -136,6 +139,7 @@ def finite(value):
 def targets(results: dict) -> list[tuple[str, float | str, str, bool]]:
     """(figure, value, target, met) rows."""
     m, lo, fz, sl, k = (results[name] for name in ("memory", "load", "fuzzing", "slow_clients", "worker_killed"))
+    az = results["authorization_fuzzing"]
     same_workers, after = m["same_workers"], results["memory_after_load"]
     lo_name = f"load {lo['connections']} conn {lo['seconds']} s"
     return [
@@ -143,6 +147,13 @@ def targets(results: dict) -> list[tuple[str, float | str, str, bool]]:
         ("fuzz: 5xx answers (server count)", fz["server_5xx"], "0", fz["server_5xx"] == 0),
         ("fuzz: check failures (5xx, breaks the document)", fz["failures"], "0", fz["failures"] == 0),
         ("fuzz: worker deaths", fz["worker_deaths"], "0", fz["worker_deaths"] == 0),
+        ("auth fuzz: malformed Authorization headers sent", az["requests"], f">= {az['planned']}",
+         az["requests"] >= az["planned"]),
+        ("auth fuzz: protected answers that were not 401", az["not_401"], "0", az["not_401"] == 0),
+        ("auth fuzz: open routes that did not answer 200", az["open_not_200"], "0", az["open_not_200"] == 0),
+        ("auth fuzz: 5xx answers (server count)", az["server_5xx"], "0", az["server_5xx"] == 0),
+        (f"auth fuzz: right-token controls ({az['controls']}) not answered 200", az["controls_not_200"], "0",
+         az["controls"] > 0 and az["controls_not_200"] == 0),
         (f"{lo_name}: errors", lo["errors"], "0", lo["errors"] == 0),
         (f"{lo_name}: requests/s", round(lo["requests_per_second"]), "(reported)", True),
         (f"{lo_name}: p50 ms", lo["p50_ms"], "(reported)", True),
@@ -179,7 +190,7 @@ def main() -> None:
     body.write_bytes(png(test.images[0].numpy()))  # (28, 28) uint8, a real test image
     results: dict = {}
     try:
-        with ProductionServer(args.model_dir, work / "server.log") as server:
+        with ProductionServer(args.model_dir, work / "server.log", with_token=True) as server:  # as deployed
             q = 0.1 if args.quick else 1.0  # --quick: a tenth of everything
             marks = round(10_000 * q), round(100_000 * q)
             for name, run in (
@@ -189,7 +200,11 @@ def main() -> None:
                 ("load", lambda: load(server, body, seconds=round(60 * q))),
                 ("memory_after_load", lambda: memory(results["memory_first_reading"], rss_after(server, body, 0))),
                 ("fuzzing", lambda: fuzz.run(server, work, q)),
-                ("slow_clients", lambda: trickle_while_timing(server.url, body.read_bytes(), 50, 30 * q, 2.0)),
+                ("authorization_fuzzing", lambda: auth_fuzz.run(server, round(5000 * q))),
+                (
+                    "slow_clients",
+                    lambda: trickle_while_timing(server.url, body.read_bytes(), 50, 30 * q, 2.0, server.auth),
+                ),
                 ("worker_killed", lambda: worker_killed(server, body, seconds=round(60 * q))),
             ):
                 started = time.monotonic()

@@ -35,8 +35,11 @@ def trickle(host: str, port: int, stop: threading.Event, byte_every_s: float, ou
         outcome.append(type(error).__name__)
 
 
-def trickle_while_timing(url: str, body: bytes, connections: int, seconds: float, byte_every_s: float) -> dict:
-    """Opens the slow connections, then for `seconds` sends `body` to /predict one request at a time and times it."""
+def trickle_while_timing(
+    url: str, body: bytes, connections: int, seconds: float, byte_every_s: float, headers: dict | None = None
+) -> dict:
+    """Opens the slow connections, then for `seconds` sends `body` to /predict one request at a time and times it;
+    headers: added to the timed requests (a token)."""
     parts = urlsplit(url)
     stop, outcomes = threading.Event(), []
     slow = [
@@ -53,7 +56,9 @@ def trickle_while_timing(url: str, body: bytes, connections: int, seconds: float
         while time.monotonic() < deadline:
             started = time.perf_counter()
             try:
-                response = session.post(f"{url}/predict", data=body, headers={"Content-Type": "image/png"}, timeout=5)
+                response = session.post(
+                    f"{url}/predict", data=body, headers={"Content-Type": "image/png", **(headers or {})}, timeout=5
+                )
                 outcome = response.status_code
             except requests.RequestException as error:
                 outcome = type(error).__name__
