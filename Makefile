@@ -73,9 +73,27 @@ lint: $(STAMP) ## ruff, hadolint on the Dockerfiles, docker compose config
 	docker compose config -q
 
 COMPOSE_GPU := $(if $(GPU),COMPOSE_FILE=docker-compose.yml:docker/compose.gpu.yml)
+TOKENS_FILE := secrets/api/tokens
+API_URL = https://localhost:$${API_PORT:-8000}
+
+.PHONY: certs
+certs: ## the proxy's TLS for development: a local CA and a server certificate in secrets/tls (CERT_NAMES="host...")
+	@sh docker/proxy/certs.sh secrets/tls
+
+.PHONY: token
+token: ## a new API token for the compose stack (NAME=user): printed once, only its hash kept in secrets/api/tokens
+	@$(PYTHON) serving/tokens.py add $(or $(NAME),user) --file $(TOKENS_FILE)
 
 .PHONY: up
-up: ## docker compose: train once, then serve on 127.0.0.1:8000 (GPU=1 trains on an NVIDIA GPU)
+up: certs ## docker compose: train once, then serve on https://127.0.0.1:8000 with a token (GPU=1: train on a GPU)
+	@if ! $(PYTHON) serving/tokens.py list --file $(TOKENS_FILE) 2>/dev/null | grep -q .; then \
+	  token=$$($(PYTHON) serving/tokens.py add user --file $(TOKENS_FILE) 2>/dev/null) || exit 1; \
+	  echo "up: your API token, shown only now (only its SHA-256 is kept, in $(TOKENS_FILE)):"; \
+	  echo; echo "    export FASHION_SOFTMAX_TOKEN=$$token"; echo; \
+	  echo "up: send it as a Bearer token, over https checked against secrets/tls/ca.crt:"; \
+	  echo '    curl --cacert secrets/tls/ca.crt -H "Authorization: Bearer $$FASHION_SOFTMAX_TOKEN" $(API_URL)/metadata'; \
+	  echo "up: more tokens: make token NAME=...; revoke one: $(PYTHON) serving/tokens.py remove NAME"; \
+	fi
 	$(COMPOSE_GPU) docker compose up -d --build --wait
 
 .PHONY: down

@@ -25,8 +25,9 @@ class Answer:
 
 
 class Load:
-    def __init__(self, url: str, body: bytes, content_type: str, clients: int = 4, limit_s: float = 300):
+    def __init__(self, url: str, body: bytes, content_type: str, clients: int = 4, limit_s: float = 300, headers=None):
         self.url, self.body, self.content_type = url, body, content_type
+        self.headers = {"Content-Type": content_type, **(headers or {})}  # headers: a token, for one
         self.answers: list[Answer] = []  # list.append is atomic: no lock needed
         self._stop = threading.Event()
         self._deadline = time.monotonic() + limit_s  # a forgotten load still ends
@@ -34,11 +35,10 @@ class Load:
 
     def _client(self) -> None:
         session = requests.Session()
-        headers = {"Content-Type": self.content_type}
         while not self._stop.is_set() and time.monotonic() < self._deadline:
             started = time.monotonic()
             try:
-                response = session.post(self.url, data=self.body, headers=headers, timeout=10)
+                response = session.post(self.url, data=self.body, headers=self.headers, timeout=10)
                 status, version = response.status_code, response.headers.get("X-Model-Version")
             except requests.RequestException as error:
                 status, version = type(error).__name__, None

@@ -1,6 +1,6 @@
 """Check the running compose stack's proxy and its behaviour under faults: `make compose-test` calls it.
 
-    python docker/check_resilience.py http://127.0.0.1:PORT
+    python docker/check_resilience.py https://127.0.0.1:PORT    (with docker/stack_client.py's variables)
 
 0. The proxy: X-Request-ID generated or passed on, returned, and logged by the app; its own 413 is
    JSON in the app's formats (native and /v2).
@@ -19,7 +19,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,8 +28,8 @@ from contextlib import ExitStack
 from urllib.parse import urlsplit
 
 import numpy as np
-import requests
 from PIL import Image
+from stack_client import auth, session, tls_connection
 
 from bench.loadgen import Load
 
@@ -79,7 +78,7 @@ def png_of_a_garment() -> bytes:
 
 
 def load_on(url: str) -> Load:
-    return Load(f"{url}/predict", png_of_a_garment(), "image/png", clients=4, limit_s=300)
+    return Load(f"{url}/predict", png_of_a_garment(), "image/png", clients=4, limit_s=300, headers=auth())
 
 
 def report_failures(load: Load, what: str) -> None:
@@ -92,17 +91,17 @@ def report_failures(load: Load, what: str) -> None:
 
 
 def proxy_behaviour(url: str) -> None:
-    generated = requests.get(f"{url}/health", timeout=5).headers.get("X-Request-ID", "")
+    generated = session().get(f"{url}/health", timeout=5).headers.get("X-Request-ID", "")
     check(len(generated) == 32, f"the proxy generates an X-Request-ID when there is none ({generated})")
     request_id = f"compose-test-{time.time_ns()}"
-    response = requests.post(f"{url}/predict", data=png_of_a_garment(), headers={"Content-Type": "image/png",
+    response = session().post(f"{url}/predict", data=png_of_a_garment(), headers={"Content-Type": "image/png",
                              "X-Request-ID": request_id}, timeout=10)  # fmt: skip
     check(response.headers.get("X-Request-ID") == request_id, "a client's X-Request-ID comes back")
     time.sleep(0.5)
     check(request_id in compose("logs", "--no-color", "api"), "the app logged the request id it was passed")
     too_large = b"\0" * (10 * 1024 * 1024 + 1)
     for path, is_v2 in (("/predict", False), ("/v2/models/fashion-softmax/infer", True)):
-        response = requests.post(f"{url}{path}", data=too_large, headers={"Content-Type": "image/png"}, timeout=30)
+        response = session().post(f"{url}{path}", data=too_large, headers={"Content-Type": "image/png"}, timeout=30)
         error = response.json()["error"]
         well_formed = isinstance(error, str) if is_v2 else error["code"] == "request_entity_too_large"
         check(response.status_code == 413 and well_formed, f"an 11 MB body to {path}: 413 as JSON ({error})")
@@ -112,15 +111,15 @@ def stalled_clients(url: str) -> None:
     host, port = urlsplit(url).hostname, urlsplit(url).port
     with ExitStack() as stack:
         for _ in range(STALLED):
-            connection = stack.enter_context(socket.create_connection((host, port), timeout=5))
+            connection = stack.enter_context(tls_connection(host, port))
             # complete headers announcing a body that never comes
             connection.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
                                b"Content-Length: 100000\r\n\r\n")  # fmt: skip
-        latencies, body, session = [], png_of_a_garment(), requests.Session()
+        latencies, body, client = [], png_of_a_garment(), session()
         deadline = time.monotonic() + STALL_SECONDS
         while time.monotonic() < deadline:
             started = time.monotonic()
-            response = session.post(f"{url}/predict", data=body, headers={"Content-Type": "image/png"}, timeout=10)
+            response = client.post(f"{url}/predict", data=body, headers={"Content-Type": "image/png"}, timeout=10)
             latencies.append(time.monotonic() - started)
             if response.status_code != 200:
                 sys.exit(f"compose-test: FAILED: status {response.status_code} beside stalled clients")
@@ -168,7 +167,7 @@ def published_at(wall_to_monotonic: float) -> float:
 
 
 def rollout(url: str) -> None:
-    before = requests.get(f"{url}/ready", timeout=5).json()["model"]["version"]
+    before = session().get(f"{url}/ready", timeout=5).json()["model"]["version"]
     with load_on(url) as load:
         time.sleep(2)
         compose("run", "--rm", "train", env={"TRAIN_SEED": "1"})  # what a user runs to retrain

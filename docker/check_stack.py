@@ -1,6 +1,6 @@
 """Check a running compose stack from outside, as a user would: `make compose-test` calls it.
 
-    python docker/check_stack.py http://127.0.0.1:8000 MODEL_ONNX_COPY
+    python docker/check_stack.py https://127.0.0.1:8000 MODEL_ONNX_COPY    (with docker/stack_client.py's variables)
 
 Posts real Fashion-MNIST test images to the published port and checks the
 predictions (accuracy, and agreement with the deployed model.onnx run locally),
@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 import onnxruntime
-import requests
+import stack_client
 from PIL import Image
 
 from training.data import load_fashion_mnist
@@ -42,16 +42,17 @@ def compose(*args: str) -> str:
 
 
 def main(url: str, model_path: str) -> None:
+    api = stack_client.session()  # https, the certificate checked, the run's token
     _, test = load_fashion_mnist("data")
     images, labels = test.images[:IMAGES].numpy(), test.labels[:IMAGES].numpy()
 
-    ready = requests.get(f"{url}/ready", timeout=5)
+    ready = api.get(f"{url}/ready", timeout=5)
     check(ready.status_code == 200 and ready.json()["status"] == "ready", f"/ready says ready ({ready.text.strip()})")
 
     received = []
     for start in range(0, IMAGES, BATCH):
         files = [("image", (f"{i}.png", png(images[i]), "image/png")) for i in range(start, start + BATCH)]
-        response = requests.post(f"{url}/predict", files=files, timeout=30)
+        response = api.post(f"{url}/predict", files=files, timeout=30)
         check(response.status_code == 200, f"multipart batch of {BATCH} PNGs answered 200")
         received += [list(p["probabilities"].values()) for p in response.json()["predictions"]]
     received = np.array(received)
@@ -63,11 +64,11 @@ def main(url: str, model_path: str) -> None:
     difference = float(np.abs(received - expected).max())
     check(difference < 1e-5, f"probabilities match the deployed model.onnx run here (max diff {difference:.1e})")
 
-    single = requests.post(f"{url}/predict", data=png(images[0]), headers={"Content-Type": "image/png"}, timeout=10)
+    single = api.post(f"{url}/predict", data=png(images[0]), headers={"Content-Type": "image/png"}, timeout=10)
     check(single.json()["predictions"][0]["class_id"] == int(received[0].argmax()), "raw PNG body gives the same")
 
     for body, content_type, status in ((b"not an image", "image/png", 400), (b"hello", "text/plain", 415)):
-        response = requests.post(f"{url}/predict", data=body, headers={"Content-Type": content_type}, timeout=10)
+        response = api.post(f"{url}/predict", data=body, headers={"Content-Type": content_type}, timeout=10)
         check(
             response.status_code == status and "message" in response.json()["error"],
             f"bad input ({content_type}) gets {status} with a JSON error: {response.json()['error']['code']}",
@@ -81,10 +82,10 @@ def main(url: str, model_path: str) -> None:
         ("/docs/swagger-ui-bundle.js", "text/javascript", "SwaggerUIBundle"),
     )
     for path, kind, text in page_files:
-        response = requests.get(f"{url}{path}", timeout=10)
+        response = api.get(f"{url}{path}", timeout=10)
         served = response.status_code == 200 and response.headers["Content-Type"].startswith(kind)
         check(served and text in response.text, f"GET {path} serves {kind} ({len(response.content)} bytes)")
-    seen = requests.post(
+    seen = api.post(
         f"{url}/predict?return_input=true", data=png(images[0]), headers={"Content-Type": "image/png"}, timeout=10
     )
     check(seen.json()["predictions"][0]["input_png"].startswith("data:image/png;"), "?return_input=true: the input")
@@ -92,9 +93,10 @@ def main(url: str, model_path: str) -> None:
     # Behind the proxy, each api replica counts its own requests (Prometheus scrapes every replica):
     # read each replica's /metrics from inside its container and add them up.
     replicas = compose("ps", "-q", "api").split()
-    scrape = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/metrics').read().decode())"
-    metrics = "".join(compose("exec", "-T", "--index", str(i), "api", "python", "-c", scrape)
-                      for i in range(1, len(replicas) + 1))  # fmt: skip
+    scrape = ("import os, urllib.request as r; print(r.urlopen(r.Request('http://127.0.0.1:8000/metrics', headers="
+              "{'Authorization': 'Bearer ' + os.environ['FASHION_SOFTMAX_TOKEN']})).read().decode())")  # fmt: skip
+    metrics = "".join(compose("exec", "-T", "-e", "FASHION_SOFTMAX_TOKEN", "--index", str(i), "api", "python", "-c",
+                              scrape) for i in range(1, len(replicas) + 1))  # fmt: skip
     predicted = sum(float(line.split()[-1]) for line in metrics.splitlines()
                     if line.startswith("fashion_softmax_images_predicted_total"))  # fmt: skip
     check(predicted >= IMAGES + 1, f"/metrics of the {len(replicas)} replicas count {predicted:.0f} images predicted")

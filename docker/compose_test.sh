@@ -7,10 +7,22 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 
 export COMPOSE_PROJECT_NAME=fashion-softmax-test
-export COMPOSE_FILE=docker-compose.yml:docker/compose.offline-data.yml
-API_PORT=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export API_PORT
+export COMPOSE_FILE=docker-compose.yml:docker/compose.offline-data.yml:docker/compose.plain-port.yml
+free_port() { "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+API_PORT=$(free_port)
+API_PLAIN_PORT=$(free_port)
+export API_PORT API_PLAIN_PORT
 workdir=$(mktemp -d)
+# What make up makes, for this run only (the user's secrets/ stay as they are): a token and a development
+# certificate. The checks reach the stack as a user does, over https with both (docker/stack_client.py).
+sh docker/proxy/certs.sh "$workdir/tls" >/dev/null
+FASHION_SOFTMAX_TOKEN=$("$PYTHON" serving/tokens.py add compose-test --file "$workdir/api/tokens" 2>/dev/null)
+export FASHION_SOFTMAX_TOKEN REQUESTS_CA_BUNDLE="$workdir/tls/ca.crt"
+export API_TOKENS_DIR="$workdir/api" API_TLS_DIR="$workdir/tls"
+# The load checks measure the service, not the proxy's limits: those are raised here (docker/check_limits.py
+# restarts the proxy with small ones to test them).
+export API_RATE_LIMIT=100000 API_RATE_BURST=100000 API_ADDRESS_RATE_LIMIT=100000
+export API_CONNECTIONS_PER_CLIENT=1000 API_CONNECTIONS_PER_ADDRESS=1000
 
 cleanup() {
   status=$?
@@ -27,7 +39,7 @@ docker compose config -q
 ok "docker compose config"
 started=$(date +%s)
 docker compose up -d --build --wait --wait-timeout 900
-ok "up --wait in $(( $(date +%s) - started )) s; proxy on 127.0.0.1:$API_PORT"
+ok "up --wait in $(( $(date +%s) - started )) s; proxy on https://127.0.0.1:$API_PORT"
 
 [ "$(docker compose ps --status exited --format '{{.Service}}' train)" = train ] || fail "train did not exit"
 replicas=$(docker compose ps -q api | wc -l)
@@ -72,6 +84,8 @@ found=$(docker compose exec -T api sh -c \
 ok "no package manager or compiler in the serving image"
 
 docker compose cp api:/artifacts/model.onnx "$workdir/model.onnx"
-"$PYTHON" docker/check_stack.py "http://127.0.0.1:$API_PORT" "$workdir/model.onnx"
-PYTHONPATH=. "$PYTHON" docker/check_resilience.py "http://127.0.0.1:$API_PORT"
+"$PYTHON" docker/check_stack.py "https://127.0.0.1:$API_PORT" "$workdir/model.onnx"
+PYTHONPATH=. "$PYTHON" docker/check_resilience.py "https://127.0.0.1:$API_PORT"
+PYTHONPATH=. "$PYTHON" docker/check_access.py "https://127.0.0.1:$API_PORT" "$workdir/api/tokens"
+PYTHONPATH=. "$PYTHON" docker/check_limits.py "https://127.0.0.1:$API_PORT" "$API_PLAIN_PORT" "$workdir/api/tokens"
 echo "compose-test: all checks passed"

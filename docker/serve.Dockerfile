@@ -1,19 +1,25 @@
-# The serving image: onnxruntime, Flask, Pillow, NumPy, the WSGI server, prometheus-client. No torch,
-# no package manager, no compiler; compose runs it with a read-only root and /tmp on a tmpfs.
+# The serving image: onnxruntime, Flask, Pillow, NumPy, the WSGI server, prometheus-client, at the versions of
+# requirements/serve.txt (every file checked against its hash), with a CycloneDX SBOM of that environment at
+# /opt/sbom.cdx.json. No torch, no package manager, no compiler; compose runs it with a read-only root and /tmp
+# on a tmpfs.
 FROM python:3.11-slim AS build
 
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /build
-COPY pyproject.toml docker/requirements.py ./
-# A venv without pip or setuptools; the base image's pip installs into it. Then drop what a
+COPY pyproject.toml requirements/serve.txt requirements/sbom.txt ./
+# A venv without pip or setuptools; the base image's pip installs the lock into it. Then drop what a
 # server never loads: test suites, onnxruntime's conversion tooling, and its C-API library
 # (libonnxruntime.so, 35 MB: the Python module carries its own copy of the runtime).
 WORKDIR /opt/venv/lib/python3.11/site-packages
 RUN python -m venv --without-pip /opt/venv \
- && python /build/requirements.py serve > /build/requirements.txt \
- && pip --python /opt/venv/bin/python install -r /build/requirements.txt \
+ && pip --python /opt/venv/bin/python install --require-hashes -r /build/serve.txt \
  && rm -rf onnxruntime/transformers onnxruntime/quantization onnxruntime/tools onnxruntime/capi/libonnxruntime.so* \
  && find . -depth -type d -name tests -exec rm -rf {} +
+# The SBOM of that environment, written by cyclonedx-bom from a venv of its own (locked too), left in this stage.
+RUN python -m venv /opt/sbom-tool \
+ && /opt/sbom-tool/bin/pip install --require-hashes -r /build/sbom.txt \
+ && /opt/sbom-tool/bin/cyclonedx-py environment --pyproject /build/pyproject.toml --output-reproducible \
+      --of JSON -o /opt/sbom.cdx.json /opt/venv
 
 FROM python:3.11-slim
 
@@ -32,6 +38,7 @@ RUN useradd --no-create-home --uid 10002 server \
  && dpkg --purge --force-remove-essential --force-depends apt dpkg >/dev/null \
  && rm -rf /var/lib/dpkg /var/lib/apt /var/cache/apt /etc/apt
 COPY --from=build /opt/venv /opt/venv
+COPY --from=build /opt/sbom.cdx.json /opt/sbom.cdx.json
 WORKDIR /app
 COPY serving/ serving/
 USER 10002:10002

@@ -1,9 +1,7 @@
-# The training image: torch + torchvision, runs `python -m training` once and exits.
-# CPU-only hosts can build a far smaller image from PyTorch's CPU wheel index:
-#   docker compose build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu train
+# The training image: torch + torchvision at the versions of requirements/train.txt (every file checked against
+# its hash); runs `python -m training` once and exits.
 FROM python:3.11-slim
 
-ARG TORCH_INDEX_URL=""
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -11,12 +9,10 @@ ENV PIP_NO_CACHE_DIR=1 \
     MPLCONFIGDIR=/tmp/matplotlib
 
 WORKDIR /app
-# Dependencies first (from pyproject.toml's `train` group), so code edits reuse this layer.
-COPY pyproject.toml docker/requirements.py ./
-RUN python requirements.py train > requirements.txt \
- && if [ -n "$TORCH_INDEX_URL" ]; then pip install --index-url "$TORCH_INDEX_URL" torch torchvision; fi \
- && pip install -r requirements.txt \
- && rm requirements.txt requirements.py
+# Dependencies first (the lock), so code edits reuse this layer.
+COPY requirements/train.txt ./
+RUN pip install --require-hashes -r train.txt \
+ && rm train.txt
 
 COPY training/ training/
 # /artifacts and /data belong to the unprivileged user; named volumes inherit that ownership.

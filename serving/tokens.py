@@ -61,6 +61,9 @@ def read(path: Path) -> dict[bytes, str]:
     """{digest: name} of a token file, or TokenFileError naming what is wrong with it."""
     try:
         hashes, bad = parse(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise TokenFileError(f"there is no token file {path}: make one with `python -m serving.tokens add NAME "
+                             f"--file {path}` (make up does, for the compose stack)") from error  # fmt: skip
     except (OSError, UnicodeDecodeError) as error:
         raise TokenFileError(f"cannot read the token file {path}: {error}") from error
     if bad:

@@ -169,7 +169,7 @@ def test_off_loopback_without_tokens_it_refuses_to_start(tmp_path):
 
 def test_a_token_file_that_cannot_be_used_stops_the_start(tmp_path):
     line = refusal(tmp_path, TOKENS_FILE=tmp_path / "missing")
-    assert str(tmp_path / "missing") in line and "cannot read the token file" in line
+    assert str(tmp_path / "missing") in line and "there is no token file" in line and "tokens add" in line
     (tmp_path / "pasted").write_text(tokens.new_token() + "\n")
     line = refusal(tmp_path, TOKENS_FILE=tmp_path / "pasted")
     assert "line(s) 1" in line and "fst_" not in line

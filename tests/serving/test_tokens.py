@@ -56,7 +56,7 @@ def _named(file, name):
         (["remove", "nobody"], "has no token named 'nobody'"),
         (["add", "two words"], "a token name is"),
         (["add", ".dot-first"], "a token name is"),
-        (["list"], "cannot read the token file"),
+        (["list"], "there is no token file"),
         (["add"], "add needs a NAME"),
     ],
 )
