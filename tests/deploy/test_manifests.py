@@ -16,7 +16,7 @@ import yaml
 from kserve import models as kserve_models
 from kubernetes.client import models as kubernetes_models
 
-from serving import create_app
+from serving import create_app, tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = sorted((ROOT / "deploy/k8s").glob("*.yaml"))
@@ -44,7 +44,7 @@ def serving_port() -> int:
 
 def test_every_kubernetes_manifest_passes_strict_validation():
     assert {path.name for path in K8S} >= {"deployment.yaml", "service.yaml", "hpa.yaml", "pdb.yaml", "pvc.yaml",
-                                          "train-job.yaml"}  # fmt: skip
+                                          "train-job.yaml", "ingress.yaml", "networkpolicy.yaml"}  # fmt: skip
     validate = Path(sys.executable).with_name("kubernetes-validate")
     finished = subprocess.run([str(validate), "--strict", *map(str, K8S)], capture_output=True, text=True)
     assert finished.returncode == 0, finished.stdout + finished.stderr
@@ -174,3 +174,64 @@ def test_the_kserve_services_speak_v2_on_the_exported_artifacts():
     triton = services["fashion-softmax-triton"]["spec"]["predictor"]["model"]
     assert (triton["modelFormat"]["name"], triton["protocolVersion"]) == ("triton", "v2")
     assert triton["storageUri"] == f"pvc://{claim}/model_repository"  # the export's Triton repository
+
+
+def test_the_ingress_serves_the_api_service_over_tls_with_limits_per_client():
+    resources = by_kind(K8S)
+    ingress, service = resources["Ingress"], resources["Service"]
+    (tls,) = ingress["spec"]["tls"]
+    (rule,) = ingress["spec"]["rules"]
+    assert tls["secretName"] == "fashion-softmax-tls" and rule["host"] in tls["hosts"]
+    (path,) = rule["http"]["paths"]
+    backend = path["backend"]["service"]
+    assert backend["name"] == service["metadata"]["name"]
+    assert backend["port"]["name"] in {port["name"] for port in service["spec"]["ports"]}
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
+    assert int(annotations["nginx.ingress.kubernetes.io/limit-rps"]) > 0
+    assert int(annotations["nginx.ingress.kubernetes.io/limit-connections"]) > 0
+
+
+def test_only_the_ingress_controller_reaches_the_api_pods():
+    resources = by_kind(K8S)
+    policy = resources["NetworkPolicy"]["spec"]
+    assert policy["podSelector"]["matchLabels"] == API_LABELS and policy["policyTypes"] == ["Ingress"]
+    (rule,) = policy["ingress"]
+    (source,) = rule["from"]
+    assert source["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "ingress-nginx"}
+    assert source["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "ingress-nginx"}
+    (container,) = resources["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert [port["port"] for port in rule["ports"]] == [port["name"] for port in container["ports"]]
+
+
+def token_mounts() -> list[tuple[dict, dict]]:
+    """(pod spec, container) of the Deployment and of the ServingRuntime: both run the serving image."""
+    deployment_pod = by_kind(K8S)["Deployment"]["spec"]["template"]["spec"]
+    runtime = by_kind(KSERVE)["ServingRuntime"]["spec"]
+    return [(deployment_pod, deployment_pod["containers"][0]), (runtime, runtime["containers"][0])]
+
+
+def test_the_pods_read_their_tokens_from_the_secret_and_see_it_change():
+    for pod, container in token_mounts():
+        tokens_file = next(item["value"] for item in container["env"] if item["name"] == "FASHION_SOFTMAX_TOKENS_FILE")
+        (mount,) = [m for m in container["volumeMounts"] if tokens_file.startswith(m["mountPath"] + "/")]
+        assert mount["readOnly"] is True and "subPath" not in mount  # a subPath mount never sees an update
+        (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        assert volume["secret"]["secretName"] == "fashion-softmax-tokens"
+        assert tokens_file == f"{mount['mountPath']}/tokens"  # the key `tokens` of the Secret
+
+
+def test_with_tokens_the_probes_still_answer_and_nothing_else_does(model_dir, tmp_path):
+    tokens.add(tmp_path / "tokens", "deploy-test")
+    app = create_app({"MODEL_DIR": str(model_dir), "MODEL_RELOAD_INTERVAL": 0, "TOKENS_FILE": str(tmp_path / "tokens")})
+    client = app.test_client()
+    probes = {container[probe]["httpGet"]["path"] for _, container in token_mounts()
+              for probe in ("startupProbe", "readinessProbe", "livenessProbe") if probe in container}  # fmt: skip
+    assert all(client.get(path).status_code == 200 for path in probes), probes
+    assert client.get("/metadata").status_code == client.get("/v2/models/fashion-softmax").status_code == 401
+
+
+def test_the_readme_makes_the_secrets_the_manifests_use():
+    readme = (ROOT / "README.md").read_text()
+    assert "kubectl create secret generic fashion-softmax-tokens --from-file=tokens=" in readme
+    assert "kubectl create secret tls fashion-softmax-tls " in readme
