@@ -212,9 +212,11 @@ def supply_chain() -> None:
     frozen = compose("run", "--rm", "--no-deps", "-T", "--entrypoint", "pip", "train", "freeze", "--all")
     installed = {canonicalize_name(name): version for name, _, version in
                  (line.partition("==") for line in frozen.splitlines())}  # fmt: skip
-    base_tools = {name: installed.pop(name) for name in ("pip", "setuptools", "wheel") if name in installed}
+    train = locked("train")
+    besides = ({"pip", "setuptools", "wheel"} - train.keys()) & installed.keys()  # the base image's own tools
+    base_tools = {name: installed.pop(name) for name in besides}
     check(
-        installed == locked("train"),
+        installed == train,
         f"the training image has requirements/train.txt installed exactly "
         f"({len(installed)} packages; the base image's {base_tools} besides)",
     )
