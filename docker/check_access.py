@@ -22,7 +22,6 @@ import json
 import os
 import socket
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ import numpy as np
 import requests
 import stack_client
 import tritonclient.http as triton
+from check_resilience import check, compose
 from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -51,16 +51,6 @@ PNG = (  # a 1x1 black PNG: any image will do where only the status matters
 PROTECTED = [("POST", "/predict"), ("GET", "/metadata"), ("GET", "/artifacts/weights.png"), ("GET", "/v2"),
              ("GET", f"/v2/models/{MODEL}"), ("POST", f"/v2/models/{MODEL}/infer")]  # fmt: skip
 OPEN = ["/health", "/ready", "/v2/health/live", "/v2/health/ready", "/", "/static/page.js", "/docs", "/openapi.json"]
-
-
-def check(condition: bool, message: str) -> None:
-    if not condition:
-        sys.exit(f"compose-test: FAILED: {message}")
-    print(f"compose-test: ok: {message}", flush=True)
-
-
-def compose(*args: str) -> str:
-    return subprocess.run(["docker", "compose", *args], capture_output=True, text=True, check=True, timeout=300).stdout
 
 
 def handshake(host: str, port: int, version: ssl.TLSVersion, ciphers: str | None = None) -> tuple[str, str] | str:

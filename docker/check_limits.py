@@ -14,20 +14,16 @@ Exits non-zero on the first failure.
 
 from __future__ import annotations
 
-import io
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import stack_client
-from check_access import check, compose, no_token_in_logs
-from PIL import Image
+from check_access import no_token_in_logs
+from check_resilience import check, compose, png_of_a_garment
 
 from bench import wrk
 from serving import tokens
@@ -36,18 +32,10 @@ RATE, BURST, TIMES_OVER = 20, 20, 10  # the limit of the test (requests/s, burst
 SECONDS = 10  # each phase
 
 
-def png() -> bytes:
-    pixels = np.zeros((28, 28), np.uint8)
-    pixels[6:22, 8:20] = 200  # a light block on black, a Fashion-MNIST-like input
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def tls_against_plain(url: str, plain_port: int, rounds: int = 2, seconds: int = 5) -> None:
     with tempfile.TemporaryDirectory() as folder:
         body = Path(folder) / "garment.png"
-        body.write_bytes(png())
+        body.write_bytes(png_of_a_garment())
         plain = f"http://127.0.0.1:{plain_port}/predict"
         rates = {"tls": [], "plain": []}
         for _ in range(rounds):
@@ -106,12 +94,10 @@ def limits(url: str, token_file: Path) -> list[str]:
     """The tokens this check made."""
     a, b = (tokens.add(token_file, name) for name in ("compose-test-a", "compose-test-b"))
     no_token_in_logs([a, b])  # before the proxy (and its log) is replaced
-    compose_env = {**os.environ, "API_RATE_LIMIT": str(RATE), "API_RATE_BURST": str(BURST)}
-    subprocess.run(["docker", "compose", "up", "-d", "--wait", "--no-deps", "proxy"], env=compose_env, check=True,
-                   capture_output=True, timeout=120)  # fmt: skip
+    compose("up", "-d", "--wait", "--no-deps", "proxy", env={"API_RATE_LIMIT": str(RATE), "API_RATE_BURST": str(BURST)})
     check(f"per client {RATE} requests/s (burst {BURST})" in compose("logs", "proxy"),
           f"the proxy restarted with a limit of {RATE} requests/s per client, burst {BURST}")  # fmt: skip
-    body, predict = png(), f"{url}/predict"
+    body, predict = png_of_a_garment(), f"{url}/predict"
     deadline = time.monotonic() + 15
     while stack_client.session(a).post(predict, data=body, timeout=10).status_code != 200:  # read by every worker
         check(time.monotonic() < deadline, "client A's new token is accepted")

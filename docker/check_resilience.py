@@ -45,8 +45,12 @@ def check(condition: bool, message: str) -> None:
 
 
 def compose(*args: str, env: dict | None = None) -> str:
-    return subprocess.run(["docker", "compose", *args], capture_output=True, text=True, check=True, timeout=600,
-                          env={**os.environ, **(env or {})}).stdout.strip()  # fmt: skip
+    """docker compose's output; a failure ends the check with what compose said."""
+    finished = subprocess.run(["docker", "compose", *args], capture_output=True, text=True, timeout=600,
+                              env={**os.environ, **(env or {})})  # fmt: skip
+    if finished.returncode != 0:
+        sys.exit(f"compose-test: FAILED: docker compose {' '.join(args)}: {finished.stderr.strip()[-3000:]}")
+    return finished.stdout.strip()
 
 
 def docker(*args: str) -> str:
