@@ -1,18 +1,21 @@
 # The training image: torch + torchvision at the versions of requirements/train.txt (every file checked against
-# its hash); runs `python -m training` once and exits.
+# its hash), in a venv of their own (exactly the lock: nothing of the base image's); runs `python -m training`
+# once and exits.
 FROM python:3.11-slim
 
-ENV PIP_NO_CACHE_DIR=1 \
+ENV PATH=/opt/venv/bin:$PATH \
+    PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     MPLCONFIGDIR=/tmp/matplotlib
 
 WORKDIR /app
-# Dependencies first (the lock), so code edits reuse this layer.
-COPY requirements/train.txt ./
-RUN pip install --require-hashes -r train.txt \
- && rm train.txt
+# Dependencies first (the lock), so code edits reuse this layer; the base image's pip installs into the venv.
+COPY requirements/train.txt /tmp/train.txt
+RUN python -m venv --without-pip /opt/venv \
+ && pip --python /opt/venv/bin/python install --require-hashes -r /tmp/train.txt \
+ && rm /tmp/train.txt
 
 COPY training/ training/
 # /artifacts and /data belong to the unprivileged user; named volumes inherit that ownership.
