@@ -91,7 +91,7 @@ up: certs ## docker compose: train once, then serve on https://127.0.0.1:8000 wi
 	  echo "up: your API token, shown only now (only its SHA-256 is kept, in $(TOKENS_FILE)):"; \
 	  echo; echo "    export FASHION_SOFTMAX_TOKEN=$$token"; echo; \
 	  echo "up: send it as a Bearer token, over https checked against secrets/tls/ca.crt:"; \
-	  echo '    curl --cacert secrets/tls/ca.crt -H "Authorization: Bearer $$FASHION_SOFTMAX_TOKEN" $(API_URL)/metadata'; \
+	  echo "    curl --cacert secrets/tls/ca.crt -H \"Authorization: Bearer \$$FASHION_SOFTMAX_TOKEN\" $(API_URL)/metadata"; \
 	  echo "up: more tokens: make token NAME=...; revoke one: $(PYTHON) serving/tokens.py remove NAME"; \
 	fi
 	$(COMPOSE_GPU) docker compose up -d --build --wait

@@ -74,7 +74,9 @@ def read(path: Path) -> dict[bytes, str]:
 
 def _write(path: Path, hashes: dict[bytes, str]) -> None:
     """The whole file, written beside it and renamed into place: a reader never sees half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.exists():  # made here: readable by the api container's user whatever the umask
+        path.parent.mkdir(parents=True)
+        path.parent.chmod(0o755)
     text = "# API tokens of fashion-softmax: `<sha256 of the token>  <name>`, made by python -m serving.tokens\n"
     text += "".join(f"{value.hex()}  {name}\n" for value, name in hashes.items())
     handle, staged = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
