@@ -14,10 +14,15 @@ import subprocess
 from pathlib import Path
 
 
-def command(url: str, body_file: Path, content_type: str, connections: int, seconds: float, headers=None) -> list:
-    """The wrk command line posting body_file; its Lua script is written beside the body."""
+def command(
+    url: str, body_file: Path, content_type: str, connections: int, seconds: float, headers=None, rate=None
+) -> list:
+    """The wrk command line posting body_file; its Lua script is written beside the body. rate: requests/s in all,
+    paced (each connection waits connections/rate s between requests), instead of as many as the server answers."""
     script = body_file.with_suffix(".lua")
     extra = "".join(f'wrk.headers["{name}"] = "{value}"\n' for name, value in (headers or {}).items())
+    if rate is not None:
+        extra += f"function delay() return {1000 * connections / rate:.3f} end\n"  # milliseconds
     script.write_text(
         f'local f = io.open("{body_file}", "rb"); local body = f:read("*all"); f:close()\n'
         f'wrk.method = "POST"; wrk.body = body; wrk.headers["Content-Type"] = "{content_type}"\n{extra}'
@@ -27,10 +32,17 @@ def command(url: str, body_file: Path, content_type: str, connections: int, seco
 
 
 def post_for(
-    url: str, body_file: Path, content_type: str, connections: int, seconds: float, headers=None, per_request: int = 1
+    url: str,
+    body_file: Path,
+    content_type: str,
+    connections: int,
+    seconds: float,
+    headers=None,
+    per_request: int = 1,
+    rate=None,
 ) -> dict:
-    """One wrk run (see `parse`); per_request: images in each body, for images_per_second."""
-    argv = command(url, body_file, content_type, connections, seconds, headers)
+    """One wrk run (see `parse`); per_request: images in each body, for images_per_second; rate: see `command`."""
+    argv = command(url, body_file, content_type, connections, seconds, headers, rate)
     output = subprocess.run(argv, capture_output=True, text=True, timeout=max(1, seconds) + 60, check=True).stdout
     return parse(output, per_request)
 
