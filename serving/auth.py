@@ -10,10 +10,10 @@ not in logs, metrics, error bodies.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import os
-import re
 import time
 from pathlib import Path
 
@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 OPEN_RULES = frozenset({"/health", "/ready", "/v2/health/live", "/v2/health/ready",
                         "/", "/static/<name>", "/docs", "/docs/<name>", "/openapi.json"})  # fmt: skip
 CHECK_EVERY_S = 1.0  # how stale the token set may be after the file changes
-CREDENTIALS = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)")  # RFC 6750 2.1: Bearer b64token
 REALM = 'Bearer realm="fashion-softmax"'
 CLIENT_KEY = "fashion_softmax.client"  # the WSGI environ's key for the name of the token a request came with
 FileState = tuple[int, int, int] | None  # (inode, mtime ns, size) of the token file; None: it cannot be read
@@ -80,7 +79,7 @@ class TokenStore:
     def owner(self, token: str) -> str | None:
         """The name of the token, or None. Every stored hash is compared, each in constant time."""
         self.refresh()
-        presented = tokens.digest(token)
+        presented = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()  # any text: never raises
         found = None
         for stored, name in self.hashes.items():
             if hmac.compare_digest(stored, presented):
@@ -102,8 +101,8 @@ def require_tokens(app: Flask) -> TokenStore:
         credentials = environ.get("HTTP_AUTHORIZATION")
         if not credentials:  # RFC 6750 3.1: no error code in the challenge when the request had no credentials
             raise Unauthorized("this route needs a token: send `Authorization: Bearer <token>`", REALM)
-        match = CREDENTIALS.fullmatch(credentials)
-        name = store.owner(match[1]) if match else None
+        scheme, _, token = credentials.partition(" ")  # RFC 6750 2.1: "Bearer" (any case), spaces, the token
+        name = store.owner(token.lstrip(" ")) if scheme.lower() == "bearer" else None  # anything else: no hash matches
         if name is None:
             raise Unauthorized(
                 "the token was not accepted: it is malformed, unknown or revoked", f'{REALM}, error="invalid_token"'
