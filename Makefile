@@ -25,6 +25,11 @@ install: $(STAMP) ## create .venv and install the project with its train, serve 
 train-export: $(STAMP) ## train (book's settings; TRAIN_ARGS="--recipe best" etc.), export and verify artifacts/
 	$(BIN)/python -m training $(TRAIN_ARGS)
 
+.PHONY: rollback
+rollback: $(STAMP) ## make model repository version VERSION=N current again (checked first; a running server reloads it)
+	@test -n "$(VERSION)" || { echo "make rollback: name the version: make rollback VERSION=N" >&2; exit 2; }
+	$(BIN)/python -m training.rollback $(VERSION)
+
 .PHONY: test
 test: $(STAMP) ## run the tests (what .ci/run calls)
 	$(BIN)/pytest

@@ -38,13 +38,23 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.images = Counter("fashion_softmax_images_predicted", "Images classified", registry=self.registry)
+        self.images = Counter(
+            "fashion_softmax_images_predicted", "Images classified", ["version"], registry=self.registry
+        )
         self.reloads = Counter(
             "fashion_softmax_model_reloads", "New models tried, per worker", ["result"], registry=self.registry
         )
         # labelled children, looked up once: label values are bounded (routes x methods x statuses)
         self._requests_by_labels: dict[tuple[str, str, str], Counter] = {}
         self._latency_by_route: dict[str, Histogram] = {}
+        self._images_by_version: dict[int, Counter] = {}
+
+    def count_images(self, version: int, count: int) -> None:
+        """`count` images classified by model repository version `version` (a bounded label: the loaded ones)."""
+        counter = self._images_by_version.get(version)
+        if counter is None:
+            counter = self._images_by_version[version] = self.images.labels(str(version))
+        counter.inc(count)
 
     def count_reload(self, result: str) -> None:
         """result: "ok" (swapped in) or "failed" (refused, the old model kept serving)."""

@@ -15,6 +15,7 @@ import onnxruntime
 
 from serving.preprocess import Target
 
+OUTPUT_NAME = "probabilities"  # the classifier's output, float32 (N, classes)
 REMEDY = "run `make train-export` to create it, or point FASHION_SOFTMAX_MODEL_DIR at a folder that has one"
 
 
@@ -23,7 +24,7 @@ class ModelLoadError(Exception):
 
 
 class Predictor:
-    """One onnxruntime session and what the manifest says about it."""
+    """One model version: its onnxruntime session and what its manifest says about it."""
 
     def __init__(self, session: onnxruntime.InferenceSession, manifest: dict):
         self.session = session
@@ -37,15 +38,20 @@ class Predictor:
         if channels != 1 or height != width or not isinstance(height, int):
             raise ValueError(f"expected input (N, 1, side, side), the graph has {graph_input.shape}")
         self.input_name = graph_input.name
+        self.input_shape = [dim if isinstance(dim, int) else -1 for dim in graph_input.shape]  # -1: any batch
         self.target = Target(side=height, value_range=tuple(json.loads(props["input_range"])))
-        self.output_name = session.get_outputs()[0].name
+        self.output_name = OUTPUT_NAME
+        if OUTPUT_NAME not in {node.name for node in session.get_outputs()}:
+            raise ValueError(f"the graph has no output {OUTPUT_NAME!r}")
         # written by the export (training/export.py): the model repository version, the batch limit
         self.repository_version: int = int(manifest.get("model_repository", {}).get("version", 1))
         self.max_batch: int = int(manifest["serving"]["max_batch"])
+        self.sha256: str = manifest["sha256"]
 
     @classmethod
     def load(cls, model_dir: Path | str, threads: int = 1) -> Predictor:
-        """Read model.json, check model.onnx against its sha256, open the session."""
+        """Read model.json in `model_dir` (artifacts/, or a version folder of the model repository), check
+        model.onnx against its sha256, open the session, run one smoke inference."""
         model_dir = Path(model_dir)
         manifest_path = model_dir / "model.json"
         try:
@@ -104,23 +110,6 @@ class Predictor:
         (probabilities,) = self.session.run([self.output_name], {self.input_name: pixels})
         return probabilities
 
-    def classify(self, pixels: np.ndarray) -> list[dict]:
-        """(N, 1, side, side) pixels -> per image: top label, its class id and probability, all ten by label."""
-        # rounded to 1e-7, about float32's resolution near 1: shorter JSON, nothing lost that the model has
-        rows = self.predict(pixels).astype(np.float64).round(7).tolist()
-        predictions = []
-        for row in rows:
-            class_id = max(range(len(row)), key=row.__getitem__)
-            predictions.append(
-                {
-                    "label": self.labels[class_id],
-                    "class_id": class_id,
-                    "probability": row[class_id],
-                    "probabilities": dict(zip(self.labels, row, strict=True)),
-                }
-            )
-        return predictions
-
     def metadata(self) -> dict:
         """What GET /metadata answers."""
         keys = ("created_at", "sha256", "metrics", "input", "output", "training", "versions")
@@ -128,6 +117,7 @@ class Predictor:
         return {
             "name": self.name,
             "version": self.version,
+            "repository_version": self.repository_version,
             "labels": list(self.labels),
             **{key: self.manifest.get(key) for key in keys},
             "training": {key: value for key, value in training.items() if key != "history"},

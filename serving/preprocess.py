@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from serving.errors import ServiceError
+
 WHITE = 255  # work is done on the 8-bit scale, then mapped to the model's value range
 # Trimming: a pixel belongs to the garment when it is further from the background than TRIM_TOLERANCE gray
 # levels, or than TRIM_NOISE times the margin's own noise where that is larger (the border's median absolute
@@ -28,12 +30,8 @@ TRIM_NOISE = 6
 TRIM_SPECK = 0.01
 
 
-class InputError(ValueError):
-    """The input cannot become an image; `code` and `status` say why (the API maps them to 4xx)."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+class InputError(ServiceError):
+    """The input cannot become a model input; `code` says why (serving.errors maps it to a status)."""
 
 
 @dataclass(frozen=True)
@@ -60,13 +58,12 @@ class Target:
 def decode_image(data: bytes, limits: Limits, side: int) -> Image.Image:
     """Any format Pillow reads -> an upright image, pixels not yet converted. Refuses bombs before decoding."""
     if not data:
-        raise InputError(400, "empty_image", "the image is empty (0 bytes)")
+        raise InputError("empty_image", "the image is empty (0 bytes)")
     try:
         image = Image.open(io.BytesIO(data))  # reads the header only
         width, height = image.size
         if width * height > limits.max_pixels:
             raise InputError(
-                413,
                 "image_too_large",
                 f"the image is {width}x{height} = {width * height} pixels; the limit is {limits.max_pixels}",
             )
@@ -78,11 +75,11 @@ def decode_image(data: bytes, limits: Limits, side: int) -> Image.Image:
     except InputError:
         raise
     except Image.DecompressionBombError as error:  # Pillow's own, far larger, limit
-        raise InputError(413, "image_too_large", f"the image has too many pixels ({error})") from error
+        raise InputError("image_too_large", f"the image has too many pixels ({error})") from error
     except UnidentifiedImageError as error:
-        raise InputError(400, "bad_image", "the data is not an image format this service can decode") from error
+        raise InputError("bad_image", "the data is not an image format this service can decode") from error
     except (OSError, ValueError, SyntaxError, EOFError) as error:  # Pillow's errors for broken files
-        raise InputError(400, "bad_image", f"the image could not be decoded: {error}") from error
+        raise InputError("bad_image", f"the image could not be decoded: {error}") from error
 
 
 def to_grayscale(image: Image.Image) -> np.ndarray:
@@ -181,17 +178,22 @@ def array_to_input(values, invert: bool | None, target: Target) -> np.ndarray:
         pixels = np.asarray(values, dtype=np.float64)
     except (ValueError, TypeError) as error:
         if "inhomogeneous" in str(error) or "sequence" in str(error):
-            raise InputError(422, "wrong_shape", f"pixel rows must all have {side} values: {error}") from error
-        raise InputError(400, "bad_pixels", f"pixel values must be numbers from {low:g} to {high:g}") from error
+            raise InputError("wrong_shape", f"pixel rows must all have {side} values: {error}") from error
+        raise InputError("bad_pixels", f"pixel values must be numbers from {low:g} to {high:g}") from error
     if pixels.shape == (side * side,):
         pixels = pixels.reshape(side, side)
     if pixels.shape != (side, side):
-        raise InputError(
-            422, "wrong_shape", f"a pixel array must be {side}x{side} or flat {side * side}; got shape {pixels.shape}"
-        )
-    if not np.isfinite(pixels).all():
-        raise InputError(400, "bad_pixels", "pixel values must be finite numbers (no NaN or Infinity)")
-    if pixels.min() < low or pixels.max() > high:
-        message = f"pixel values must be in {low:g}-{high:g}; got {pixels.min():g} to {pixels.max():g}"
-        raise InputError(400, "bad_pixels", message)
+        message = f"a pixel array must be {side}x{side} or flat {side * side}; got shape {pixels.shape}"
+        raise InputError("wrong_shape", message)
+    check_range(pixels, target)
     return to_model_input(target.to_8bit(pixels).astype(np.float32), invert, target)
+
+
+def check_range(pixels: np.ndarray, target: Target) -> None:
+    """Pixel values the model takes as they are: finite, within the artifact's value range."""
+    low, high = target.value_range
+    if not np.isfinite(pixels).all():
+        raise InputError("bad_pixels", "pixel values must be finite numbers (no NaN or Infinity)")
+    if pixels.size and (pixels.min() < low or pixels.max() > high):
+        message = f"pixel values must be in {low:g}-{high:g}; got {pixels.min():g} to {pixels.max():g}"
+        raise InputError("bad_pixels", message)

@@ -18,15 +18,15 @@ from granian import Granian
 from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
 from granian.http import HTTP1Settings
 
-from serving.model import ModelLoadError, Predictor
-from serving.reload import forward_sighup_to_workers
+from serving.model import ModelLoadError
+from serving.repository import ModelRepository, VersionPolicy, forward_sighup_to_workers
 
 
-def check_model(model_dir: str) -> None:
-    """Fail fast, in one line and before any worker starts, when there is no usable model."""
+def check_model(model_dir: str, policy: str) -> None:
+    """Fail fast, in one line and before any worker starts, without a usable model or with a bad policy."""
     try:
-        Predictor.load(model_dir)
-    except ModelLoadError as error:
+        ModelRepository(model_dir, VersionPolicy.parse(policy)).load()
+    except (ModelLoadError, ValueError) as error:
         print(f"fashion-softmax: cannot start: {error}", file=sys.stderr, flush=True)
         sys.exit(1)
 
@@ -74,6 +74,9 @@ def build_server(**replacing) -> Granian:
 
 
 def main(**replacing) -> None:
-    check_model(os.environ.get("FASHION_SOFTMAX_MODEL_DIR", "artifacts"))
+    environ = os.environ
+    check_model(
+        environ.get("FASHION_SOFTMAX_MODEL_DIR", "artifacts"), environ.get("FASHION_SOFTMAX_VERSION_POLICY", "latest")
+    )
     prepare_metrics_dir()
     build_server(**replacing).serve()

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from serving import json_body
+from serving.errors import ServiceError
+
 # V2 datatype -> NumPy dtype (little-endian, as the binary extension sends them); BYTES elements are `bytes`
 DATATYPES: dict[str, np.dtype] = {
     "BOOL": np.dtype(bool),
@@ -37,8 +40,11 @@ ONNX_TYPES["tensor(string)"] = "BYTES"
 LENGTH = struct.Struct("<I")  # a BYTES element's length prefix
 
 
-class TensorError(ValueError):
-    """A tensor that cannot be read as sent (the route answers 400 with the message)."""
+class TensorError(ServiceError):
+    """A request or tensor that cannot be read as sent."""
+
+    def __init__(self, message: str):
+        super().__init__("bad_tensor", message)
 
 
 @dataclass
@@ -61,8 +67,8 @@ def split_body(body: bytes, header_length: str | None) -> tuple[dict, memoryview
         if not 0 < size <= len(body):
             raise TensorError(f"Inference-Header-Content-Length is {size} but the body has {len(body)} bytes")
     try:
-        header = json.loads(body[:size])
-    except (ValueError, UnicodeDecodeError, RecursionError) as error:  # RecursionError: [[[[... nested too deep
+        header = json_body.loads(memoryview(body)[:size])
+    except ValueError as error:
         raise TensorError(f"the inference request is not valid JSON: {error}") from error
     if not isinstance(header, dict):
         raise TensorError("the inference request must be a JSON object")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import shutil
 import tempfile
@@ -106,13 +105,13 @@ def export(
         folder = repository.model_folder(out_dir, MODEL_NAME)
         repository_version = repository.next_version(folder)
         config = repository.config_pbtxt(MODEL_NAME, MAX_BATCH, INPUT_NAME, (1, 28, 28), OUTPUT_NAME, len(labels))
-        staged = repository.stage(staging, model_path, config, labels)
         manifest = _manifest(model_path, version, created, labels, summary, confusion, train_accuracy)
         manifest["model_repository"] = {"path": str(folder.relative_to(out_dir)), "version": repository_version}
         (staging / "model.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        staged = repository.stage(staging, ARTIFACT_FILES, config, labels)
         published = repository.publish(staged, folder, repository_version)  # before the manifest names it
         try:
-            _publish(staging, out_dir)
+            repository.make_current(staging, out_dir, ARTIFACT_FILES, ARTIFACT_FILES)
         except BaseException:
             shutil.rmtree(published, ignore_errors=True)  # the previous versions were never touched
             raise
@@ -224,21 +223,3 @@ def _versions() -> dict:
         except metadata.PackageNotFoundError:
             found[package] = None
     return found
-
-
-def _publish(staging: Path, out_dir: Path) -> None:
-    """Rename staged files into place, manifest last; on failure put the previous ones back."""
-    replaced: list[tuple[Path, Path]] = []  # (target, backup of what it replaced)
-    try:
-        for name in ARTIFACT_FILES:
-            target = out_dir / name
-            backup = staging / f"{name}.previous"
-            if target.exists():
-                shutil.copy2(target, backup)  # the old file, so it can come back
-            os.replace(staging / name, target)
-            if backup.exists():
-                replaced.append((target, backup))
-    except BaseException:
-        for target, backup in reversed(replaced):
-            os.replace(backup, target)
-        raise

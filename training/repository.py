@@ -3,15 +3,18 @@
     model_repository/fashion-softmax/config.pbtxt      platform, batch limit, tensors
     model_repository/fashion-softmax/labels.txt        one label per line, line = class id
     model_repository/fashion-softmax/<N>/model.onnx    N = 1 + the largest version already there
+    model_repository/fashion-softmax/<N>/model.json    ... and the rest of that export (Triton reads model.onnx)
 
-A version folder is staged whole, then renamed into place: earlier versions are
-never touched and stay loadable while a new one is written.
+A version folder is a whole export, staged whole, then renamed into place: earlier versions are never
+touched, stay loadable while a new one is written, and can be made current again (training.rollback).
+`make_current` publishes files into artifacts/ itself, the manifest last.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 REPOSITORY = "model_repository"
@@ -23,8 +26,7 @@ def model_folder(out_dir: Path, model_name: str) -> Path:
 
 def next_version(folder: Path) -> int:
     """Triton's versions are integer folder names; the next one is 1 + the largest (1 in an empty repository)."""
-    versions = [int(p.name) for p in folder.glob("*") if p.is_dir() and p.name.isdigit()] if folder.exists() else []
-    return max(versions, default=0) + 1
+    return max(versions(folder), default=0) + 1
 
 
 def config_pbtxt(model_name: str, max_batch: int, input_name: str, input_dims, output_name: str, classes: int) -> str:
@@ -40,11 +42,15 @@ def config_pbtxt(model_name: str, max_batch: int, input_name: str, input_dims, o
     )
 
 
-def stage(staging: Path, model_path: Path, config: str, labels: tuple[str, ...]) -> Path:
-    """The repository's new files in `staging/model_repository/`, ready for `publish`; returns that folder."""
+def stage(staging: Path, files: Sequence[str], config: str, labels: tuple[str, ...]) -> Path:
+    """The repository's new files in `staging/model_repository/`, ready for `publish`; returns that folder.
+
+    `files`: the export's files in `staging`, copied whole into the version folder.
+    """
     staged = staging / REPOSITORY
     (staged / "version").mkdir(parents=True)
-    shutil.copy2(model_path, staged / "version" / "model.onnx")
+    for name in files:
+        shutil.copy2(staging / name, staged / "version" / name)
     (staged / "config.pbtxt").write_text(config)
     (staged / "labels.txt").write_text("".join(f"{label}\n" for label in labels))
     return staged
@@ -65,3 +71,32 @@ def publish(staged: Path, folder: Path, version: int) -> Path:
         shutil.rmtree(target, ignore_errors=True)
         raise
     return target
+
+
+def versions(folder: Path) -> list[int]:
+    """The version numbers in a model's repository folder, ascending."""
+    return sorted(int(p.name) for p in folder.glob("*") if p.is_dir() and p.name.isdigit()) if folder.exists() else []
+
+
+def make_current(staging: Path, out_dir: Path, files: Sequence[str], known: Sequence[str]) -> None:
+    """Rename the staged `files` into out_dir, the last one (the manifest) last; on failure put back what was there.
+
+    Files of `known` (what an export may write) that are not among `files` are removed first: a picture of
+    another model must not stay beside this one.
+    """
+    for name in set(known) - set(files):
+        (out_dir / name).unlink(missing_ok=True)
+    replaced: list[tuple[Path, Path]] = []  # (target, backup of what it replaced)
+    try:
+        for name in files:
+            target = out_dir / name
+            backup = staging / f"{name}.previous"
+            if target.exists():
+                shutil.copy2(target, backup)  # the old file, so it can come back
+            os.replace(staging / name, target)
+            if backup.exists():
+                replaced.append((target, backup))
+    except BaseException:
+        for target, backup in reversed(replaced):
+            os.replace(backup, target)
+        raise

@@ -33,7 +33,7 @@ def test_raw_png_gets_the_documented_response(client, model_dir):
     assert response.status_code == 200
     body = response.get_json()
     manifest = json.loads((model_dir / "model.json").read_text())
-    assert body["model"] == {"name": "fashion-softmax", "version": manifest["version"]}
+    assert body["model"] == {"name": "fashion-softmax", "version": manifest["version"], "repository_version": 1}
     (prediction,) = body["predictions"]
     assert list(prediction) == ["label", "class_id", "probability", "probabilities"]
     assert list(prediction["probabilities"]) == list(LABELS)  # every label, in class-id order
@@ -134,7 +134,7 @@ def test_metrics_count_requests_statuses_and_images(client):
     assert 'fashion_softmax_http_requests_total{method="POST",route="/predict",status="200"} 2.0' in text
     assert 'fashion_softmax_http_requests_total{method="POST",route="/predict",status="415"} 1.0' in text
     assert 'fashion_softmax_http_requests_total{method="GET",route="unmatched",status="404"} 1.0' in text
-    assert "fashion_softmax_images_predicted_total 3.0" in text
+    assert 'fashion_softmax_images_predicted_total{version="1"} 3.0' in text
     assert 'fashion_softmax_http_request_duration_seconds_count{route="/predict"} 3.0' in text
 
 

@@ -54,7 +54,8 @@ def outputs(response) -> dict:
 
 def test_server_and_model_metadata(client, model_dir):
     assert client.get("/v2").get_json() == {
-        "name": "fashion-softmax", "version": "0.1.0", "extensions": ["binary_tensor_data", "classification"]
+        "name": "fashion-softmax", "version": "0.1.0",
+        "extensions": ["binary_tensor_data", "classification", "model_repository"],
     }  # fmt: skip
     assert client.get("/v2/health/live").get_json() == {"live": True}
     assert client.get("/v2/health/ready").get_json() == {"ready": True}
@@ -196,7 +197,7 @@ BAD_V2 = {
     "id-not-a-string": ("POST", INFER, image_tensor([1, 1, 28, 28], ZEROS, id=5), {}, 400, '"id" must be a string'),
     "more-bytes-elements": ("POST", INFER, BYTES_3 + b"\0" * 12, {"Inference-Header-Content-Length": str(len(BYTES_3))},
                             400, "more than the 1 elements"),
-    "empty-batch": ("POST", INFER, image_tensor([0, 1, 28, 28], []), {}, 400, "batch size 0"),
+    "empty-batch": ("POST", INFER, image_tensor([0, 1, 28, 28], []), {}, 400, "no images"),
     "unknown-output": ("POST", INFER, image_tensor([1, 1, 28, 28], ZEROS, outputs=[{"name": "logits"}]), {}, 400,
                        "unknown output 'logits'"),
     "bad-classification": ("POST", INFER, image_tensor([1, 1, 28, 28], ZEROS, outputs=[TOP_0]), {}, 400,
@@ -214,8 +215,9 @@ BAD_V2 = {
     "unknown-model": ("GET", "/v2/models/mnist", b"", {}, 404, "unknown model 'mnist'"),
     "unknown-model-infer": ("POST", "/v2/models/mnist/infer", image_tensor([1, 1, 28, 28], ZEROS), {}, 404, "mnist"),
     "unknown-version": ("POST", "/v2/models/fashion-softmax/versions/99/infer", image_tensor([1, 1, 28, 28], ZEROS),
-                        {}, 404, "no version '99'"),
-    "unknown-route": ("GET", "/v2/repository/index", b"", {}, 404, "not found"),
+                        {}, 404, "version 99 is not served"),
+    "version-not-a-number": ("GET", "/v2/models/fashion-softmax/versions/latest", b"", {}, 404, "positive integers"),
+    "unknown-route": ("GET", "/v2/repository/models", b"", {}, 404, "not found"),
     "wrong-method": ("GET", INFER, b"", {}, 405, "not allowed"),
 }  # fmt: skip
 

@@ -59,7 +59,7 @@ def test_tritonclient_health_and_metadata(client, model_dir):
     assert metadata["versions"] == [version] and metadata["platform"] == "onnxruntime_onnx"
     assert metadata["inputs"] == [{"name": "image", "datatype": "FP32", "shape": [-1, 1, 28, 28]}]
     assert metadata["outputs"] == [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]}]
-    assert client.get_server_metadata()["extensions"] == ["binary_tensor_data", "classification"]
+    assert client.get_server_metadata()["extensions"] == ["binary_tensor_data", "classification", "model_repository"]
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])

@@ -109,7 +109,7 @@ def test_a_failure_during_export_leaves_the_previous_artifacts(tmp_path, export_
     before = {name: (tmp_path / name).read_bytes() for name in ARTIFACT_FILES}
     repository_before = repository_files(tmp_path)
     owner, _, attribute = target.rpartition(".")
-    namespace = {"": export_module, "plots": export_module.plots, "os": export_module.os}.get(owner)
+    namespace = {"": export_module, "plots": export_module.plots, "os": export_module.repository.os}.get(owner)
     namespace = namespace or export_module.repository
     monkeypatch.setattr(namespace, attribute, make_failure())
     with pytest.raises((RuntimeError, OSError)):
