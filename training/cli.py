@@ -14,32 +14,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from training.arguments import ArgumentParser, UsageError, positive
 from training.data import LABELS, DataNotFoundError, load_fashion_mnist
 from training.export import ExportError, TrainingSummary, export
 from training.train import RECIPES, EpochMetrics, fit
-
-
-class UsageError(Exception):
-    """A user mistake: reported as one line, exit status 2."""
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line instead of usage + message
-        raise UsageError(f"{message} (see --help)")
-
-
-def positive(kind):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
-        return value
-
-    parse.__name__ = f"positive {kind.__name__}"
-    return parse
 
 
 def build_parser() -> ArgumentParser:

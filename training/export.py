@@ -25,6 +25,7 @@ import torch
 from training import plots, repository
 from training.data import Split
 from training.model import SoftmaxRegression, softmax
+from training.repository import ARTIFACT_FILES
 from training.train import accuracy_on
 
 MODEL_NAME = "fashion-softmax"
@@ -34,16 +35,6 @@ INPUT_RANGE = (0.0, 255.0)
 INPUT_CONVENTION = "28x28 grayscale, light garment on a black background (Fashion-MNIST)"
 MAX_BATCH = 256  # images per request: the server's limit (model.json "serving") and Triton's max_batch_size
 PARITY_TOLERANCE = 1e-5  # max |onnxruntime - torch| over the test set
-# Published in this order; the manifest, which names the model's sha256, comes last.
-ARTIFACT_FILES = (
-    "weights.npz",
-    "weights.png",
-    "curves.png",
-    "predictions.png",
-    "confusion.png",
-    "model.onnx",
-    "model.json",
-)
 
 
 class ExportError(Exception):

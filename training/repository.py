@@ -18,6 +18,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 REPOSITORY = "model_repository"
+# What an export publishes into artifacts/ and keeps in its version folder, in this order: the manifest, which
+# names the model's sha256, comes last.
+ARTIFACT_FILES = (
+    "weights.npz",
+    "weights.png",
+    "curves.png",
+    "predictions.png",
+    "confusion.png",
+    "model.onnx",
+    "model.json",
+)
 
 
 def model_folder(out_dir: Path, model_name: str) -> Path:

@@ -17,8 +17,8 @@ import onnx
 import onnxruntime
 
 from training import repository
-from training.cli import ArgumentParser, UsageError, positive
-from training.export import ARTIFACT_FILES, OUTPUT_NAME
+from training.arguments import ArgumentParser, UsageError, positive
+from training.repository import ARTIFACT_FILES
 
 
 class RollbackError(Exception):
@@ -73,7 +73,7 @@ def _check(source: Path, manifest: dict, current: dict, version: int) -> None:
         session = onnxruntime.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
         (graph_input,) = session.get_inputs()
         blank = np.zeros((2, *graph_input.shape[1:]), dtype=np.float32)
-        (probabilities,) = session.run([OUTPUT_NAME], {graph_input.name: blank})
+        (probabilities,) = session.run([manifest["output"]["name"]], {graph_input.name: blank})
     except Exception as error:  # onnx and onnxruntime raise their own exception types for bad graphs
         raise RollbackError(f"{model_path} is not a usable model ({error})") from error
     labels = manifest.get("labels") or []

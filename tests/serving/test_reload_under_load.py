@@ -3,15 +3,18 @@ published into its folder with zero failed requests; SIGHUP to the server reload
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import requests
 
 from bench.loadgen import Load
 from tests.helpers import encode
-from tests.serving.live_server import free_port, start_server, stop, wait_until_ready, worker_pids
+from tests.serving.live_server import ROOT, free_port, start_server, stop, wait_until_ready, worker_pids
 from tests.serving.publish import publish_broken_model, publish_model
 from tests.serving.test_api import GARMENTS
 
@@ -52,6 +55,34 @@ def test_reload_under_load_loses_no_request(copy_model, tmp_path):
     assert load.versions_after(published + 10) == {new_version}  # both workers moved, past the broken one too
     assert any(answer.at > broken_published + 3 for answer in answers)
     assert counts == {"ok": 2.0, "failed": 2.0}  # per worker: one swap, one refusal
+
+
+def test_a_rollback_under_load_loses_no_request(copy_model, tmp_path):
+    """`python -m training.rollback 1` while clients post: every answer 200, version 1 answers from then on."""
+    old = json.loads((copy_model / "model.json").read_text())["version"]  # repository version 1
+    newer = publish_model(copy_model, seed=13)["version"]  # version 2, current
+    port = free_port()
+    url, log = f"http://127.0.0.1:{port}", tmp_path / "server.log"
+    server = start_server(copy_model, port, log, model_reload_interval=1)
+    try:
+        wait_until_ready(url, server, log)
+        with Load(f"{url}/predict", encode(GARMENTS[3], "PNG"), "image/png", clients=4, limit_s=60) as load:
+            time.sleep(3)
+            command = [sys.executable, "-m", "training.rollback", "1", "--out-dir", str(copy_model)]
+            started = time.monotonic()
+            subprocess.run(command, check=True, capture_output=True, timeout=120, cwd=ROOT)
+            deadline = time.monotonic() + 30
+            while load.versions_after(time.monotonic() - 1) != {old} and time.monotonic() < deadline:
+                time.sleep(0.2)
+            settled = time.monotonic()
+            time.sleep(2)
+        assert server.poll() is None
+    finally:
+        stop(server)
+    answers, failed = load.answers, load.failed()
+    assert len(answers) > 100 and not failed, f"{len(failed)} of {len(answers)} failed: {failed[:5]}"
+    assert {answer.version for answer in answers if answer.at < started} == {newer}
+    assert load.versions_after(settled) == {old}  # every worker on the rolled-back version
 
 
 def test_sighup_to_the_server_reloads_every_worker_in_place(copy_model, tmp_path):
