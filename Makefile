@@ -39,7 +39,7 @@ serve: $(STAMP) ## serve artifacts/ with Granian on 127.0.0.1:8000 (FASHION_SOFT
 	$(BIN)/python -m serving
 
 .PHONY: bench
-bench: bench-train bench-serve ## run every benchmark (reports in bench/results/)
+bench: bench-train bench-serve bench-versions ## run every benchmark (reports in bench/results/)
 
 .PHONY: bench-train
 bench-train: $(STAMP) ## our loop vs the book's DataLoader loop, 10 epochs, side by side
@@ -49,6 +49,11 @@ bench-train: $(STAMP) ## our loop vs the book's DataLoader loop, 10 epochs, side
 bench-serve: $(STAMP) ## load test (wrk) of the service and of the naive Flask+torch baseline, side by side
 	@test -f artifacts/model.json || $(MAKE) train-export
 	$(BIN)/python -m bench.bench_serve
+
+.PHONY: bench-versions
+bench-versions: $(STAMP) ## memory per extra model version a worker serves (FASHION_SOFTMAX_VERSION_POLICY)
+	@test -f artifacts/model.json || $(MAKE) train-export
+	$(BIN)/python -m bench.version_memory
 
 .PHONY: reliability
 reliability: $(STAMP) ## the server (2 workers) under fuzzing, load, 100k requests, a killed worker, slow clients
