@@ -8,12 +8,12 @@ each a 4-byte little-endian length and the bytes.
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 
 from serving import json_body
 from serving.errors import ServiceError
@@ -195,7 +195,7 @@ def encode_output(name: str, datatype: str, array: np.ndarray, binary: bool) -> 
 
 def encode_response(header: dict, raw: list[bytes]) -> tuple[bytes, dict[str, str]]:
     """The response body and its headers: plain JSON, or JSON then binary outputs with the length header."""
-    text = json.dumps(header, separators=(",", ":")).encode()
+    text = orjson.dumps(header)
     if not raw:
         return text, {"Content-Type": "application/json"}
     headers = {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(len(text))}
