@@ -31,12 +31,13 @@ STATUS = {code: status for status, codes in CODES.items() for code in codes}
 class ServiceError(Exception):
     """A request the service refuses: `code` (a key of STATUS) says why, `message` what to change."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, headers: dict[str, str] | None = None):
         if code not in STATUS:
             raise ValueError(f"no HTTP status for error code {code!r}")
         super().__init__(message)
         self.code = code
         self.message = message
+        self.headers = headers or {}  # sent with the answer (401: WWW-Authenticate)
 
     @property
     def status(self) -> int:
@@ -57,7 +58,9 @@ def register_error_handlers(app) -> None:
 
     @app.errorhandler(ServiceError)
     def service_error(error: ServiceError):
-        return answer(error.status, error.code, error.message)
+        response, status = answer(error.status, error.code, error.message)
+        response.headers.update(error.headers)
+        return response, status
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
