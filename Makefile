@@ -7,6 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TRAIN_ARGS ?=
+TIME_SCALE ?= 1
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,9 +47,9 @@ bench-serve: $(STAMP) ## load test (wrk) of the service and of the naive Flask+t
 	$(BIN)/python -m bench.bench_serve
 
 .PHONY: reliability
-reliability: $(STAMP) ## the server (2 workers) under fuzzing, load, 100k requests, a killed worker, slow clients
+reliability: $(STAMP) ## the server (2 workers) under fuzzing, load, 100k requests, a killed worker, slow clients (TIME_SCALE=0.5: half the time)
 	@test -f artifacts/model.json || $(MAKE) train-export
-	$(BIN)/python -m bench.reliability
+	$(BIN)/python -m bench.reliability --time-scale $(TIME_SCALE)
 
 .PHONY: lint
 lint: $(STAMP) ## ruff, hadolint on the Dockerfiles, docker compose config

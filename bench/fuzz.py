@@ -1,10 +1,16 @@
-"""Fuzzing the live server with schemathesis, driven by the OpenAPI document it serves at /openapi.json.
+"""Fuzzing the live server with schemathesis, driven by the OpenAPI document it serves at /openapi.json, within
+a time budget.
 
-    result = run(server, work_dir)  # result["requests"], result["failures"], result["server_5xx"]
+    result = run(server, work_dir, budget_s=150)   # result["requests"], result["failures"], result["server_5xx"]
 
-Every operation, in schemathesis' "all" mode: valid requests and requests that break the schema
-(wrong types, missing or extra fields, bodies that are not what the content type says). The
-requests sent are counted by the server itself (its Prometheus counter, before and after).
+Every operation, in schemathesis' "all" mode: valid requests and requests that break the schema (wrong types,
+missing or extra fields, bodies that are not what the content type says). The GET and the POST operations run
+as two schemathesis processes side by side, in rounds: the first with the document's examples and the coverage
+phase and a few generated cases, the next ones generated cases only, each with a new seed. The size of a round
+(cases per operation) comes from the rates the server counted in the round before, so that it ends within the
+budget; rounds stop once `target` requests were sent or the budget is spent. A process still running at the end
+of the budget is stopped and its round has no report: that is counted, never read. The requests are counted
+by the server itself (its Prometheus counter).
 """
 
 from __future__ import annotations
@@ -15,12 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-from bench.production_server import ProductionServer
+from harness.server import REQUESTS_COUNTER, ProductionServer, metric_samples
 
-# Schemathesis sends ~70-100 cases/s per core here; the GET and POST operations run as two processes, side by
-# side, with these cases per operation and phase: about 8,000 GET requests (4 operations with path parameters)
-# and 3,600 POST (their schemas run out of new cases sooner).
-MAX_EXAMPLES = {"GET": 2000, "POST": 1000}
+TARGET_REQUESTS = 10_000
+METHODS = ("GET", "POST")
+FIRST_ROUND_EXAMPLES = 20  # cases per operation in the first round: a short one, to measure the rates
+LONGEST_ROUND_S = 60  # later rounds aim at this much time at most (what a stopped process would lose)
+SHORTEST_ROUND_S = 10  # a round is not started with less time left than this
 CHECKS = [
     "not_a_server_error",  # no 5xx
     "status_code_conformance",  # the status is one the document lists for the operation
@@ -38,54 +45,130 @@ CHECKS = [
 # are created and deleted: the service has none); ignored_auth and object_level_authorization (no auth).
 
 
-def run(server: ProductionServer, work: Path, scale: float = 1.0, limit_s: float = 240) -> dict:
-    """scale multiplies MAX_EXAMPLES (a quick run: 0.1)."""
-    pids = server.worker_pids()
-    before, before_5xx = server.requests_counted(), server.requests_counted(status="5")
-    runs = {}
-    for method, examples in MAX_EXAMPLES.items():
-        report = work / f"schemathesis-{method}.json"
-        command = [
-            str(Path(sys.executable).with_name("schemathesis")), "run", f"{server.url}/openapi.json",
-            "--include-method", method, "--checks", ",".join(CHECKS), "--mode", "all",
-            "--phases", "examples,coverage,fuzzing", "--max-examples", str(max(1, round(examples * scale))),
-            "--workers", "1", "--request-timeout", "10", "--seed", "0", "--generation-database", "none",
-            "--max-failures", "100", "--no-color", "--report", "json", "--report-json-path", str(report),
-        ]  # fmt: skip
-        log = open(work / f"schemathesis-{method}.log", "w+")  # noqa: SIM115 (closed below)
-        runs[method] = (command, report, log, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
+class Counts:
+    """The server's request counts: all, by the two methods fuzzed (the checks also send others, for 405s), and
+    its 5xx, one scrape each. A scrape is counted by the server once answered, so every reading but the first
+    includes the scrapes before it: `scrapes` keeps their number."""
+
+    def __init__(self, server: ProductionServer):
+        self.server, self.scrapes = server, 0
+
+    def read(self) -> dict[str, int]:
+        samples = metric_samples(self.server.url, REQUESTS_COUNTER)
+        self.scrapes += 1
+        found = dict.fromkeys((*METHODS, "all", "5xx"), 0)
+        for labels, value in samples:
+            found["all"] += int(value)
+            if labels.get("method") in METHODS:
+                found[labels["method"]] += int(value)
+            if labels.get("status", "").startswith("5"):
+                found["5xx"] += int(value)
+        return found
+
+
+def command(server: ProductionServer, method: str, seed: int, phases: str, examples: int, report: Path) -> list:
+    return [
+        str(Path(sys.executable).with_name("schemathesis")), "run", f"{server.url}/openapi.json",
+        "--include-method", method, "--checks", ",".join(CHECKS), "--mode", "all", "--phases", phases,
+        "--max-examples", str(examples), "--workers", "1", "--request-timeout", "10", "--seed", str(seed),
+        "--generation-database", "none", "--max-failures", "100", "--no-color",
+        "--report", "json", "--report-json-path", str(report),
+    ]  # fmt: skip
+
+
+def read_report(path: Path) -> dict | None:
+    """schemathesis' JSON report, or None when there is none to read (a process stopped before writing it)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def run_round(server: ProductionServer, work: Path, seed: int, phases: str, examples: dict, limit_s: float) -> dict:
+    """One schemathesis process per method, side by side, each stopped at limit_s: {method: what it did}."""
     deadline = time.monotonic() + limit_s
-    results = {}
-    for method, (command, report, log, process) in runs.items():
-        try:
-            process.wait(timeout=max(1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
+    processes = {}
+    for method in METHODS:
+        report = work / f"schemathesis-{seed}-{method}.json"
+        report.unlink(missing_ok=True)
+        log = work / f"schemathesis-{seed}-{method}.log"
+        argv = command(server, method, seed, phases, examples[method], report)
+        with open(log, "wb") as output:
+            processes[method] = (argv, report, log, time.monotonic(),
+                                 subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT))  # fmt: skip
+    ended = {}
+    while len(ended) < len(processes) and time.monotonic() < deadline:
+        for method, (*_, process) in processes.items():
+            if method not in ended and process.poll() is not None:
+                ended[method] = time.monotonic()
+        time.sleep(0.2)
+    runs = {}
+    for method, (argv, report, log, started, process) in processes.items():
+        stopped = process.poll() is None
+        if stopped:
             process.kill()
             process.wait(timeout=10)
-        log.seek(0)
-        summary = json.loads(report.read_text()) if report.exists() else {}
-        failures = summary.get("failures", [])
-        results[method] = {
-            "command": " ".join(command[1:]),
+        summary = read_report(report)
+        runs[method] = {
+            "command": " ".join(argv[1:]),
+            "examples": examples[method],
+            "seconds": round(ended.get(method, time.monotonic()) - started, 1),
+            "stopped_at_the_time_limit": stopped,
             "exit_code": process.returncode,
-            "output_tail": log.read()[-3000:],
-            "test_cases": summary.get("test_cases"),
-            "operations": summary.get("operations"),
-            "failures": failures if summary else None,  # None: no report came (killed at the time limit)
-            "errors": summary.get("errors"),
+            "report": summary is not None,
+            "test_cases": (summary or {}).get("test_cases"),
+            "failures": (summary or {}).get("failures", []),
+            "errors": (summary or {}).get("errors", []),
+            "output_tail": log.read_text(errors="replace")[-3000:]
+            if summary is None or summary.get("failures")
+            else "",
         }
-        log.close()
-    # the server counts a scrape after answering it: `before` is in this count, nothing else of ours is
-    sent = server.requests_counted() - before - 1
-    failures = [failure for run in results.values() for failure in (run["failures"] or [])]
-    no_report = sum(run["failures"] is None for run in results.values())
+    return runs
+
+
+def next_examples(runs: dict, sent: dict[str, int], aim_s: float) -> dict[str, int]:
+    """Cases per operation for the next round, per method: what its measured rates fit into aim_s seconds."""
+    examples = {}
+    for method, run in runs.items():
+        requests_per_example = max(1.0, sent[method] / run["examples"])  # over-estimated by the first round's phases
+        requests_per_second = sent[method] / max(0.5, run["seconds"])
+        examples[method] = max(1, int(aim_s * requests_per_second / requests_per_example))
+    return examples
+
+
+def run(server: ProductionServer, work: Path, budget_s: float, target: int = TARGET_REQUESTS) -> dict:
+    deadline = time.monotonic() + budget_s
+    pids = server.worker_pids()
+    counts = Counts(server)
+    first = before = counts.read()
+    examples = dict.fromkeys(METHODS, FIRST_ROUND_EXAMPLES)
+    rounds, sent = [], 0
+    while sent < target and (left := deadline - time.monotonic()) >= SHORTEST_ROUND_S:
+        phases = "fuzzing" if rounds else "examples,coverage,fuzzing"
+        runs = run_round(server, work, len(rounds), phases, examples, left)
+        after = counts.read()
+        by_method = {method: after[method] - before[method] for method in METHODS}
+        by_method["GET"] -= 1  # the scrape that read `before`
+        before = after
+        sent = after["all"] - first["all"] - (counts.scrapes - 1)
+        rounds.append({"seed": len(rounds), "phases": phases, "requests": by_method, "runs": runs})
+        aim_s = min(LONGEST_ROUND_S, 0.8 * (deadline - time.monotonic()))
+        examples = next_examples(runs, by_method, aim_s)
+    runs = [run for done in rounds for run in done["runs"].values()]
+    failures = [failure for run in runs for failure in run["failures"]]
     return {
+        "budget_s": budget_s,
+        "target": target,
         "requests": sent,
-        "test_cases": sum((run["test_cases"] or {}).get("generated", 0) for run in results.values()),
-        "server_5xx": server.requests_counted(status="5") - before_5xx,
-        "failures": sum(failure.get("count", 1) for failure in failures) + 1000 * no_report,
-        "failed_checks": [f"{failure['title']} ({failure['code']}): {failure['operations']}" for failure in failures],
-        "tool_errors": sum(len(run["errors"] or []) for run in results.values()),
+        "test_cases": sum((run["test_cases"] or {}).get("generated", 0) for run in runs),
+        "server_5xx": before["5xx"] - first["5xx"],
+        "failures": sum(failure.get("count", 1) for failure in failures),
+        "failed_checks": [
+            f"{failure.get('title')} ({failure.get('code')}): {failure.get('operations')}" for failure in failures
+        ],
+        "runs_reported": sum(run["report"] for run in runs),
+        "runs": len(runs),
+        "tool_errors": sum(len(run["errors"]) for run in runs),
         "worker_deaths": len(set(pids) - set(server.worker_pids())) + (0 if server.alive() else len(pids)),
-        "runs": results,
+        "rounds": rounds,
     }

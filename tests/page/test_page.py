@@ -17,13 +17,22 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from harness.images import encode
 from serving.openapi import document
-from tests.helpers import encode
-from tests.page.conftest import requested_urls
 from training.data import LABELS
 
 WAIT = 30  # seconds, the most any step may take
 FINISHED = ".card[data-state=done], .card[data-state=error]"
+
+
+def requested_urls(driver) -> list[str]:
+    """Every URL the browser asked for since the last call (Network.requestWillBeSent in the performance log)."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
 
 
 def wait_for_cards(driver, count: int) -> list:
