@@ -7,6 +7,7 @@ write_idx_set(folder)        # the four Fashion-MNIST files, synthetic
 
 from __future__ import annotations
 
+import base64
 import gzip
 import io
 import struct
@@ -27,6 +28,15 @@ def encode(image: Image.Image | np.ndarray, fmt: str, **options) -> bytes:
 
 def png(pixels: Image.Image | np.ndarray) -> bytes:
     return encode(pixels, "PNG")
+
+
+def from_data_url(url: str) -> Image.Image:
+    """The PNG in a `data:image/png;base64,...` URL (what `?return_input=true` answers, a canvas gives)."""
+    prefix = "data:image/png;base64,"
+    assert url.startswith(prefix), url[:40]
+    image = Image.open(io.BytesIO(base64.b64decode(url[len(prefix) :], validate=True)))
+    assert image.format == "PNG"
+    return image
 
 
 def garment(label: int, rng: np.random.Generator, noise: int = 40) -> np.ndarray:

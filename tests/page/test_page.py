@@ -4,8 +4,6 @@ Screenshots and the time to the first answer land in tests/output/."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import time
 
@@ -17,7 +15,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from harness.images import encode
+from harness.images import encode, from_data_url
 from serving.openapi import document
 from training.data import LABELS
 
@@ -48,9 +46,7 @@ def open_page(driver, url: str) -> None:
 
 
 def decoded(data_url: str) -> np.ndarray:
-    prefix = "data:image/png;base64,"
-    assert data_url.startswith(prefix)
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url[len(prefix) :]))))
+    return np.asarray(from_data_url(data_url))
 
 
 def api_answer(url: str, path) -> dict:

@@ -8,10 +8,9 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from harness.bad_requests import BAD_REQUESTS, SMALL
-from harness.images import GARMENTS, multipart, png
+from harness.images import GARMENTS, from_data_url, multipart, png
 from harness.reference import model_probabilities
 from serving import ModelLoadError, create_app
 from training.data import LABELS
@@ -76,14 +75,6 @@ def test_invert_parameter(client, model_dir):
     np.testing.assert_allclose(list(kept["predictions"][0]["probabilities"].values()), expected, atol=1e-6)
 
 
-def decode_data_url(url: str) -> Image.Image:
-    prefix = "data:image/png;base64,"
-    assert url.startswith(prefix)
-    image = Image.open(io.BytesIO(base64.b64decode(url[len(prefix) :], validate=True)))
-    assert image.format == "PNG"
-    return image
-
-
 def test_return_input_answers_the_image_the_model_saw(client):
     photo = 255 - GARMENTS[5]  # dark garment on white: the model sees it inverted, light on black
     body, content_type = multipart([("a", "a.png", png(GARMENTS[3])), ("b", "b.png", png(photo))])
@@ -91,7 +82,7 @@ def test_return_input_answers_the_image_the_model_saw(client):
     assert response.status_code == 200
     first, second = response.get_json()["predictions"]
     for prediction, expected in ((first, GARMENTS[3]), (second, GARMENTS[5])):
-        image = decode_data_url(prediction["input_png"])
+        image = from_data_url(prediction["input_png"])
         assert (image.mode, image.size) == ("L", (28, 28))
         np.testing.assert_array_equal(np.asarray(image), expected)
 

@@ -10,6 +10,7 @@ import pytest
 
 from harness.images import png
 from harness.photos import VARIANTS
+from harness.reference import answered_probabilities
 from serving import create_app
 
 pytestmark = pytest.mark.dataset
@@ -32,7 +33,7 @@ def real_model(real_run):
 def probabilities(client, data: bytes) -> list[float]:
     response = client.post("/predict", data=data, content_type="application/octet-stream")
     assert response.status_code == 200, response.get_json()
-    return list(response.get_json()["predictions"][0]["probabilities"].values())
+    return answered_probabilities(response.get_json())[0].tolist()
 
 
 def test_pictures_as_people_send_them_score_like_the_plain_images(real_model):
