@@ -107,7 +107,7 @@ class ProductionServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> subprocess.Popen:
+    def _start(self) -> subprocess.Popen:
         """The server in the background, its output in `log`; see __enter__ for waiting until it serves."""
         settings = {"host": "127.0.0.1", "port": self.port, "model_dir": self.model_dir, "workers": self.workers}
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # its output reaches the log as it is written
@@ -118,7 +118,7 @@ class ProductionServer:
         return self.process
 
     def __enter__(self) -> ProductionServer:
-        self.start()
+        self._start()
         try:
             self.wait_healthy(self.start_s)
         except BaseException:
