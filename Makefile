@@ -7,6 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TRAIN_ARGS ?=
+TIME_SCALE ?= 1
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,9 +57,9 @@ bench-versions: $(STAMP) ## memory per extra model version a worker serves (FASH
 	$(BIN)/python -m bench.version_memory
 
 .PHONY: reliability
-reliability: $(STAMP) ## the server (2 workers) under fuzzing, load, 100k requests, a killed worker, slow clients
+reliability: $(STAMP) ## the server (2 workers) under fuzzing, load, 100k requests, a killed worker, slow clients (TIME_SCALE=0.5: half the time)
 	@test -f artifacts/model.json || $(MAKE) train-export
-	$(BIN)/python -m bench.reliability
+	$(BIN)/python -m bench.reliability --time-scale $(TIME_SCALE)
 
 .PHONY: lint
 lint: $(STAMP) ## ruff, hadolint on the Dockerfiles, docker compose config

@@ -17,16 +17,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from harness import ROOT
+
 # Run in a fresh interpreter: import the service, load the repository with the policy, answer with VmRSS (KiB).
 PROBE = """
-import json, sys
-from pathlib import Path
+import json, os, sys
+from harness.server import rss_kib
 from serving.repository import ModelRepository, VersionPolicy
 served = ModelRepository(sys.argv[1], VersionPolicy.parse(sys.argv[2])).load()
-status = Path("/proc/self/status").read_text().splitlines()
-rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
-print(json.dumps({"versions": len(served.versions), "rss_kib": rss}))
+print(json.dumps({"versions": len(served.versions), "rss_kib": rss_kib(os.getpid())}))
 """
 
 

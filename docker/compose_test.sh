@@ -72,6 +72,6 @@ found=$(docker compose exec -T api sh -c \
 ok "no package manager or compiler in the serving image"
 
 docker compose cp api:/artifacts/model.onnx "$workdir/model.onnx"
-"$PYTHON" docker/check_stack.py "http://127.0.0.1:$API_PORT" "$workdir/model.onnx"
+PYTHONPATH=. "$PYTHON" docker/check_stack.py "http://127.0.0.1:$API_PORT" "$workdir"
 PYTHONPATH=. "$PYTHON" docker/check_resilience.py "http://127.0.0.1:$API_PORT"
 echo "compose-test: all checks passed"

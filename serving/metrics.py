@@ -92,8 +92,9 @@ class Metrics:
             histogram = self._latency_by_route[route] = self.latency.labels(route)
         histogram.observe(seconds)
         request_id = environ.get("HTTP_X_REQUEST_ID")  # set by the proxy (docker/proxy/nginx.conf)
-        if request_id:
-            log.info("request %s: %s %s -> %s", request_id, method, environ.get("PATH_INFO"), status)
+        if request_id:  # with the worker process that answered, to follow a request across replicas and workers
+            log.info("request %s: %s %s -> %s (worker %d)", request_id, method, environ.get("PATH_INFO"), status,
+                     os.getpid())  # fmt: skip
 
     def exposition(self) -> tuple[bytes, str]:
         """The text format, summed over all worker processes when in multiprocess mode."""

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from harness.images import encode
 from serving.preprocess import InputError, Limits, decode, decode_image, decode_plain_png, to_grayscale
-from tests.helpers import encode
 
 LIMITS = Limits()
 RNG = np.random.default_rng(11)

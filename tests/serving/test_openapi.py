@@ -14,8 +14,8 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request, Response
 
+from harness import openapi_check
 from serving.openapi import document
-from tests.serving import openapi_check
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}  # Werkzeug answers these for every route
 

@@ -10,11 +10,11 @@ import time
 
 import pytest
 
+from harness.images import GARMENTS, png
+from harness.publish import publish_broken_model, publish_model
 from serving import create_app
 from serving.model import ModelLoadError
 from serving.repository import ModelRepository
-from tests.serving.publish import publish_broken_model, publish_model
-from tests.serving.test_api import GARMENTS, png
 
 
 def served_version(client) -> tuple[str, str]:

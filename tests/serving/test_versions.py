@@ -10,11 +10,11 @@ import numpy as np
 import onnxruntime
 import pytest
 
+from harness.images import encode, garment
+from harness.publish import publish_model
 from serving import create_app
 from serving import dataplane as dataplane_module
 from serving.repository import VersionPolicy
-from tests.helpers import encode, garment
-from tests.serving.publish import publish_model
 from training.rollback import rollback
 
 IMAGE = garment(3, np.random.default_rng(3))  # (28, 28) uint8, light on black

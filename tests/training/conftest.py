@@ -3,20 +3,14 @@
 import pytest
 import torch
 
-from tests.helpers import synthetic_images
-from training.data import LABELS, Split
-from training.export import TrainingSummary, export
+from harness.publish import export_fit, synthetic_split
+from training.data import Split
 from training.train import TrainConfig, fit
-
-
-def make_split(count: int, seed: int) -> Split:
-    images, labels = synthetic_images(count, seed)
-    return Split(torch.from_numpy(images), torch.from_numpy(labels).long())
 
 
 @pytest.fixture(scope="session")
 def small_splits() -> tuple[Split, Split]:
-    return make_split(1024, 0), make_split(256, 1)
+    return synthetic_split(1024, 0), synthetic_split(256, 1)
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +25,6 @@ def export_to(small_splits, trained):
     config, result = trained
 
     def run(out_dir):
-        summary = TrainingSummary(config.to_dict(), "cpu", result.seconds, result.history)
-        return export(result.net, summary, *small_splits, LABELS, out_dir)
+        return export_fit(out_dir, config, result, *small_splits)
 
     return run

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from tests.helpers import write_idx_set
+from harness.images import write_idx_set
 from training import cli
 from training.data import load_fashion_mnist
 

@@ -14,9 +14,13 @@ import subprocess
 from pathlib import Path
 
 
+class WrkFailed(RuntimeError):
+    """wrk ended without its summary (it could not start, or was cut off)."""
+
+
 def command(url: str, body_file: Path, content_type: str, connections: int, seconds: float, headers=None) -> list:
     """The wrk command line posting body_file; its Lua script is written beside the body."""
-    script = body_file.with_suffix(".lua")
+    script = Path(body_file).with_suffix(".lua")
     extra = "".join(f'wrk.headers["{name}"] = "{value}"\n' for name, value in (headers or {}).items())
     script.write_text(
         f'local f = io.open("{body_file}", "rb"); local body = f:read("*all"); f:close()\n'
@@ -31,17 +35,24 @@ def post_for(
 ) -> dict:
     """One wrk run (see `parse`); per_request: images in each body, for images_per_second."""
     argv = command(url, body_file, content_type, connections, seconds, headers)
-    output = subprocess.run(argv, capture_output=True, text=True, timeout=max(1, seconds) + 60, check=True).stdout
-    return parse(output, per_request)
+    try:
+        finished = subprocess.run(argv, capture_output=True, text=True, timeout=max(1, seconds) + 60)
+    except subprocess.TimeoutExpired as error:
+        raise WrkFailed(f"wrk did not finish {seconds:g} s of load within a minute more") from error
+    return parse(finished.stdout + finished.stderr, per_request)
 
 
 def parse(output: str, per_request: int = 1) -> dict:
     """wrk's report -> `requests` completed (any status), `errors` (socket errors plus non-2xx), p50/p99 in ms."""
+    completed = re.search(r"(\d+) requests in", output)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if not (completed and rate):
+        raise WrkFailed(f"wrk gave no summary: {output.strip()[-300:]!r}")
     socket_errors = {kind: int(count) for kind, count in re.findall(r"(connect|read|write|timeout) (\d+)", output)}
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    rps = float(rate.group(1))
     return {
-        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
+        "requests": int(completed.group(1)),
         "requests_per_second": rps,
         "images_per_second": rps * per_request,
         "socket_errors": socket_errors,
@@ -53,5 +64,8 @@ def parse(output: str, per_request: int = 1) -> dict:
 
 
 def latency(output: str, percentile: str) -> float:
-    value, unit = re.search(rf"{percentile}\s+([\d.]+)(us|ms|s)", output).groups()
+    found = re.search(rf"{percentile}\s+([\d.]+)(us|ms|s)\b", output)
+    if not found:
+        raise WrkFailed(f"wrk gave no {percentile} latency (no request completed?)")
+    value, unit = found.groups()
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]

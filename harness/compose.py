@@ -1,0 +1,23 @@
+"""The compose checks' reporting and commands (docker/check_stack.py, docker/check_resilience.py): one line per
+check, exit non-zero on the first failure; `docker compose` with the caller's COMPOSE_* settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        sys.exit(f"compose-test: FAILED: {message}")
+    print(f"compose-test: ok: {message}", flush=True)
+
+
+def compose(*args: str, env: dict | None = None) -> str:
+    return subprocess.run(["docker", "compose", *args], capture_output=True, text=True, check=True, timeout=600,
+                          env={**os.environ, **(env or {})}).stdout.strip()  # fmt: skip
+
+
+def docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True, timeout=60).stdout.strip()
