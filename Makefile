@@ -45,6 +45,11 @@ bench-serve: $(STAMP) ## load test (wrk) of the service and of the naive Flask+t
 	@test -f artifacts/model.json || $(MAKE) train-export
 	$(BIN)/python -m bench.bench_serve
 
+.PHONY: bench-peers
+bench-peers: $(STAMP) ## ours beside MLServer, KServe, LitServe, BentoML, PyTriton on model.onnx (BENCH_PEERS_ARGS=--quick)
+	@test -f artifacts/model.json || $(MAKE) train-export
+	$(BIN)/python -m bench.bench_peers $(BENCH_PEERS_ARGS)
+
 .PHONY: reliability
 reliability: $(STAMP) ## the server (2 workers) under fuzzing, load, 100k requests, a killed worker, slow clients
 	@test -f artifacts/model.json || $(MAKE) train-export
