@@ -51,6 +51,7 @@ def free_port() -> int:
 
 def main() -> None:
     args = arguments(__doc__.splitlines()[0])
+    # debug off: no access log line per request, as on the other servers (MLServer's default is on)
     settings = {"host": "127.0.0.1", "http_port": args.port, "grpc_port": free_port(), "metrics_port": free_port(),
                 "parallel_workers": args.workers, "debug": False}  # fmt: skip
     model = {"name": MODEL_NAME, "implementation": f"{__spec__.name}.FashionRuntime",

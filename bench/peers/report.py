@@ -94,8 +94,8 @@ def draw(report: dict, path: Path) -> None:
     conditions = report["conditions"]
     axes[0].set_title(f"Same model.onnx, {conditions['client']}, medians of {conditions['rounds']} round(s) "
                       f"of {conditions['duration_s']} s")  # fmt: skip
-    axes[0].legend(fontsize=8, ncols=2)
-    figure.tight_layout()
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncols=4, fontsize=9)
+    figure.tight_layout(rect=(0, 0.07, 1, 1))  # the legend below the charts, clear of the bars
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     plt.close(figure)
