@@ -208,7 +208,16 @@ def start_servers(stack: ExitStack, args, work: Path) -> tuple[dict[str, Server]
         except PeerUnavailable as error:
             statuses[peer.name] = {"title": peer.title(), "status": "unavailable", "reason": str(error)}
             print(f"{peer.name}: skipped, {error}", flush=True)
+            keep_log(work / peer.name / "server.log", args.results / f"peers-{peer.name}.log")
     return servers, statuses
+
+
+def keep_log(log: Path, kept: Path) -> None:
+    """A peer's server log beside the report when it did not start: the whole story, not one line."""
+    if log.exists():
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log, kept)
+        print(f"  its log: {kept}", flush=True)
 
 
 def left(deadline: float) -> float:

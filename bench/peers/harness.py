@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -82,9 +83,10 @@ def ensure_environments(names: list[str], limit_s: float, home: Path | None = No
 
 
 def last_line(text: str) -> str:
-    """The last non-empty line of a tool's output: usually the one that says what went wrong."""
+    """What a tool's output says went wrong: its last line naming an error, else its last non-empty line."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "(no output)"
+    errors = [line for line in lines if re.search(r"error|exception|failed", line, re.IGNORECASE)]
+    return (errors or lines or ["(no output)"])[-1]
 
 
 class PeerProcess:

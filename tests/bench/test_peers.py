@@ -239,6 +239,7 @@ def test_the_run_reports_peers_that_cannot_install_or_start_and_times_ours(model
     assert servers["uninstallable"]["reason"].startswith("install failed: ")
     assert servers["unstartable"]["status"] == "unavailable"
     assert "No module named bench.peers.no_such_peer" in servers["unstartable"]["reason"]
+    assert "No module named" in (tmp_path / "results" / "peers-unstartable.log").read_text()  # kept beside it
     assert set(results["payloads"]) == set(PAYLOADS)
     for payload in results["payloads"].values():
         assert list(payload["cells"]) == ["ours"] and payload["cells"]["ours"]["requests_per_second"] > 0
