@@ -51,6 +51,11 @@ bench-serve: $(STAMP) ## load test (wrk) of the service and of the naive Flask+t
 	@test -f artifacts/model.json || $(MAKE) train-export
 	$(BIN)/python -m bench.bench_serve
 
+.PHONY: bench-peers
+bench-peers: $(STAMP) ## ours beside MLServer, KServe, LitServe, BentoML, PyTriton on model.onnx (BENCH_PEERS_ARGS=--quick)
+	@test -f artifacts/model.json || $(MAKE) train-export
+	$(BIN)/python -m bench.bench_peers $(BENCH_PEERS_ARGS)
+
 .PHONY: bench-versions
 bench-versions: $(STAMP) ## memory per extra model version a worker serves (FASHION_SOFTMAX_VERSION_POLICY)
 	@test -f artifacts/model.json || $(MAKE) train-export

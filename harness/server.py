@@ -14,7 +14,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness import ROOT
+from harness import ROOT, free_port
 
 REQUESTS_COUNTER = "fashion_softmax_http_requests"  # serving/metrics.py; the parser drops "_total"
 
@@ -31,12 +30,6 @@ REQUESTS_COUNTER = "fashion_softmax_http_requests"  # serving/metrics.py; the pa
 def server_command() -> list[str]:
     """What `make serve` runs: the one line to change when the production server changes."""
     return [sys.executable, "-m", "serving"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def worker_pids(main_pid: int) -> set[int]:

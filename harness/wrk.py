@@ -18,8 +18,11 @@ class WrkFailed(RuntimeError):
     """wrk ended without its summary (it could not start, or was cut off)."""
 
 
-def command(url: str, body_file: Path, content_type: str, connections: int, seconds: float, headers=None) -> list:
-    """The wrk command line posting body_file; its Lua script is written beside the body."""
+def command(
+    url: str, body_file: Path, content_type: str, connections: int, seconds: float, headers=None, threads: int = 1
+) -> list:
+    """The wrk command line posting body_file from `threads` client threads; its Lua script is written beside the
+    body."""
     script = Path(body_file).with_suffix(".lua")
     extra = "".join(f'wrk.headers["{name}"] = "{value}"\n' for name, value in (headers or {}).items())
     script.write_text(
@@ -27,14 +30,32 @@ def command(url: str, body_file: Path, content_type: str, connections: int, seco
         f'wrk.method = "POST"; wrk.body = body; wrk.headers["Content-Type"] = "{content_type}"\n{extra}'
     )
     duration = max(1, round(seconds))
-    return ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", "--latency", "-s", str(script), url]
+    return [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--timeout",
+        "5s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
 
 
 def post_for(
-    url: str, body_file: Path, content_type: str, connections: int, seconds: float, headers=None, per_request: int = 1
+    url: str,
+    body_file: Path,
+    content_type: str,
+    connections: int,
+    seconds: float,
+    headers=None,
+    per_request: int = 1,
+    threads: int = 1,
 ) -> dict:
     """One wrk run (see `parse`); per_request: images in each body, for images_per_second."""
-    argv = command(url, body_file, content_type, connections, seconds, headers)
+    argv = command(url, body_file, content_type, connections, seconds, headers, threads)
     try:
         finished = subprocess.run(argv, capture_output=True, text=True, timeout=max(1, seconds) + 60)
     except subprocess.TimeoutExpired as error:
