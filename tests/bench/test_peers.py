@@ -20,8 +20,9 @@ from bench.peers import answers, harness, report, steal
 from bench.peers.catalog import PAYLOADS, PEERS, Peer
 from bench.peers.onnx_model import OnnxModel, png_answer, png_pixels, v2_answer
 from harness import wrk
+from harness.ci import skip_or_fail
+from harness.images import synthetic_images, write_idx_set
 from serving import create_app
-from tests.helpers import skip_or_fail, synthetic_images, write_idx_set
 
 
 @pytest.fixture(scope="module")

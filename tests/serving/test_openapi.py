@@ -1,6 +1,6 @@
 """serving/openapi.yaml: a valid OpenAPI 3.1 document, served at /openapi.json, naming every route of the app.
 
-(That the tests' real responses match it is checked on every test-client response: tests/serving/openapi_check.py.)
+(That the tests' real responses match it is checked on every test-client response: harness/openapi_check.py.)
 """
 
 from __future__ import annotations
