@@ -10,6 +10,10 @@ export COMPOSE_PROJECT_NAME=fashion-softmax-test
 export COMPOSE_FILE=docker-compose.yml:docker/compose.offline-data.yml
 API_PORT=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export API_PORT
+# --- The monitoring profile (Prometheus) runs beside the stack; docker/check_monitoring.py checks it.
+export COMPOSE_PROFILES=monitoring
+PROMETHEUS_PORT=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export PROMETHEUS_PORT
 workdir=$(mktemp -d)
 
 cleanup() {
@@ -73,5 +77,8 @@ ok "no package manager or compiler in the serving image"
 
 docker compose cp api:/artifacts/model.onnx "$workdir/model.onnx"
 PYTHONPATH=. "$PYTHON" docker/check_stack.py "http://127.0.0.1:$API_PORT" "$workdir"
+# --- Monitoring, before the faults below disturb the traffic it reads: Prometheus scrapes every replica,
+# evaluates the rules, and the flagged-share alert fires on non-garments (about its `for`, 2 min, plus a minute).
+PYTHONPATH=. "$PYTHON" docker/check_monitoring.py "http://127.0.0.1:$API_PORT" "http://127.0.0.1:$PROMETHEUS_PORT"
 PYTHONPATH=. "$PYTHON" docker/check_resilience.py "http://127.0.0.1:$API_PORT"
 echo "compose-test: all checks passed"

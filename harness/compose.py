@@ -11,6 +11,10 @@ import sys
 def check(condition: bool, message: str) -> None:
     if not condition:
         sys.exit(f"compose-test: FAILED: {message}")
+    ok(message)
+
+
+def ok(message: str) -> None:
     print(f"compose-test: ok: {message}", flush=True)
 
 
