@@ -33,7 +33,7 @@ from PIL import Image
 
 from bench.peers import answers, report, steal
 from bench.peers.catalog import OURS, OURS_PATHS, PAYLOADS, PEERS, Peer
-from bench.peers.harness import PeerProcess, PeerUnavailable, ensure_environments
+from bench.peers.launch import PeerProcess, PeerUnavailable, ensure_environments
 from bench.peers.onnx_model import V2_INFER
 from harness import ROOT, free_port, v2_bodies, wrk
 from harness.server import ProductionServer

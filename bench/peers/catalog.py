@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bench.peers import harness
+from bench.peers import launch
 from bench.peers.onnx_model import MODEL_NAME, V2_INFER
 
 # payload -> what the table calls it; the bodies are built in bench/bench_peers.py
@@ -35,7 +35,7 @@ class Peer:
 
     def version(self) -> str:
         """The package's version pinned in the requirements file ('?' when it is not pinned there)."""
-        text = (harness.REQUIREMENTS / f"{self.environment}.txt").read_text()
+        text = (launch.REQUIREMENTS / f"{self.environment}.txt").read_text()
         found = re.search(rf"^{re.escape(self.package)}==(\S+)", text, re.MULTILINE | re.IGNORECASE)
         return found.group(1) if found else "?"
 

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from bench import bench_peers
-from bench.peers import answers, harness, report, steal
+from bench.peers import answers, launch, report, steal
 from bench.peers.catalog import PAYLOADS, PEERS, Peer
 from bench.peers.onnx_model import OnnxModel, png_answer, png_pixels, v2_answer
 from harness import wrk
@@ -156,7 +156,7 @@ def test_the_tables_show_every_timed_cell_and_why_the_others_were_not(tmp_path):
 def test_every_peer_names_its_pinned_version_and_where_each_payload_goes():
     for peer in PEERS:
         assert peer.version() != "?", peer.name
-        assert (harness.REQUIREMENTS / f"{peer.environment}.txt").exists()
+        assert (launch.REQUIREMENTS / f"{peer.environment}.txt").exists()
         assert all(peer.path(name) is None or peer.path(name).startswith("/") for name in PAYLOADS)
 
 
@@ -165,8 +165,8 @@ def peer_homes(tmp_path, monkeypatch):
     """Requirements and environments in tmp_path: the real .peers/ and bench/peers/requirements/ are untouched."""
     requirements, environments = tmp_path / "requirements", tmp_path / "environments"
     requirements.mkdir()
-    monkeypatch.setattr(harness, "REQUIREMENTS", requirements)
-    monkeypatch.setattr(harness, "ENVIRONMENTS", environments)
+    monkeypatch.setattr(launch, "REQUIREMENTS", requirements)
+    monkeypatch.setattr(launch, "ENVIRONMENTS", environments)
     return requirements, environments
 
 
@@ -176,20 +176,20 @@ def prepared_environment(requirements: Path, environments: Path, name: str) -> P
     (environments / name / "bin").mkdir(parents=True)
     (environments / name / "bin" / "python").symlink_to(sys.executable)
     digest = hashlib.sha256((requirements / f"{name}.txt").read_bytes()).hexdigest()
-    (environments / name / harness.STAMP).write_text(digest)
+    (environments / name / launch.STAMP).write_text(digest)
     return environments / name / "bin" / "python"
 
 
 def test_an_installed_environment_is_used_as_it_is(peer_homes):
     python = prepared_environment(*peer_homes, "ready")
-    assert harness.ensure_environment("ready", limit_s=0.001) == python
+    assert launch.ensure_environment("ready", limit_s=0.001) == python
 
 
 def test_an_environment_that_fails_to_install_is_unavailable_and_removed(peer_homes):
     requirements, environments = peer_homes
     (requirements / "broken.txt").write_text("this is not a requirement ===\n")
-    found = harness.ensure_environments(["broken"], limit_s=300)
-    assert isinstance(found["broken"], harness.PeerUnavailable)
+    found = launch.ensure_environments(["broken"], limit_s=300)
+    assert isinstance(found["broken"], launch.PeerUnavailable)
     assert str(found["broken"]).startswith("install failed: ") and "requirement" in str(found["broken"]).lower()
     assert not (environments / "broken").exists()
 
@@ -197,15 +197,15 @@ def test_an_environment_that_fails_to_install_is_unavailable_and_removed(peer_ho
 def test_an_install_out_of_time_is_unavailable(peer_homes):
     requirements, environments = peer_homes
     (requirements / "slow.txt").write_text("numpy\n")
-    with pytest.raises(harness.PeerUnavailable, match="not installed within"):
-        harness.ensure_environment("slow", limit_s=0.5)
+    with pytest.raises(launch.PeerUnavailable, match="not installed within"):
+        launch.ensure_environment("slow", limit_s=0.5)
     assert not (environments / "slow").exists()
 
 
 def test_a_server_that_exits_at_start_is_unavailable_with_its_last_words(tmp_path):
     command = [sys.executable, "-c", "import sys; print('boom: no such framework', flush=True); sys.exit(3)"]
-    with pytest.raises(harness.PeerUnavailable, match="exited with 3: boom: no such framework"):
-        harness.PeerProcess(command, "http://127.0.0.1:9/ready", tmp_path, limit_s=30).__enter__()
+    with pytest.raises(launch.PeerUnavailable, match="exited with 3: boom: no such framework"):
+        launch.PeerProcess(command, "http://127.0.0.1:9/ready", tmp_path, limit_s=30).__enter__()
 
 
 def test_a_server_never_ready_is_stopped_with_everything_it_spawned(tmp_path):
@@ -213,11 +213,11 @@ def test_a_server_never_ready_is_stopped_with_everything_it_spawned(tmp_path):
     script = ("import signal, subprocess, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
               "subprocess.Popen([sys.executable, '-c', 'import signal, time; "
               "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)']); time.sleep(300)")  # fmt: skip
-    process = harness.PeerProcess([sys.executable, "-c", script], "http://127.0.0.1:9/ready", tmp_path, limit_s=2,
+    process = launch.PeerProcess([sys.executable, "-c", script], "http://127.0.0.1:9/ready", tmp_path, limit_s=2,
                                   grace_s=1)  # fmt: skip
-    with pytest.raises(harness.PeerUnavailable, match="not ready within 2 s"):
+    with pytest.raises(launch.PeerUnavailable, match="not ready within 2 s"):
         process.__enter__()
-    assert not harness.group_alive(process.process.pid)
+    assert not launch.group_alive(process.process.pid)
 
 
 def test_the_run_reports_peers_that_cannot_install_or_start_and_times_ours(model_dir, peer_homes, tmp_path,

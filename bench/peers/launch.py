@@ -27,7 +27,8 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
+from harness import ROOT
+
 ENVIRONMENTS = ROOT / ".peers"
 REQUIREMENTS = Path(__file__).resolve().parent / "requirements"
 STAMP = ".requirements-sha256"  # in the environment: the requirements it was installed from
