@@ -38,7 +38,7 @@ class Predictor:
             raise ValueError(f"expected input (N, 1, side, side), the graph has {graph_input.shape}")
         self.input_name = graph_input.name
         self.target = Target(side=height, value_range=tuple(json.loads(props["input_range"])))
-        self.output_name = session.get_outputs()[0].name
+        self.output_name = "probabilities"  # the classifier's output, by name: the graph has others beside it
         # written by the export (training/export.py): the model repository version, the batch limit
         self.repository_version: int = int(manifest.get("model_repository", {}).get("version", 1))
         self.max_batch: int = int(manifest["serving"]["max_batch"])

@@ -56,7 +56,7 @@ def model_metadata(name: str, version: str | None = None):
         versions=[str(predictor.repository_version)],
         platform=PLATFORM,
         inputs=[_describe(node) for node in predictor.session.get_inputs()],
-        outputs=[_describe(node) for node in predictor.session.get_outputs()],
+        outputs=[_describe(node) for node in predictor.session.get_outputs() if node.name == predictor.output_name],
     )
 
 
@@ -208,7 +208,7 @@ def _requested_outputs(header: dict, predictor: Predictor, binary_default: bool)
 def _output(predictor: Predictor, probabilities: np.ndarray, k: int | None, binary: bool) -> tuple[dict, bytes | None]:
     """The probabilities as they are, or with {"classification": k} the top k as BYTES "score:index:label"."""
     if k is None:
-        (node,) = predictor.session.get_outputs()
+        (node,) = [node for node in predictor.session.get_outputs() if node.name == predictor.output_name]
         return encode_output(predictor.output_name, ONNX_TYPES[node.type], probabilities, binary)
     top = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]  # (N, k) class ids, highest first
     # Triton's format: std::to_string(score) (printf "%f") ":" class id ":" label

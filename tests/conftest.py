@@ -14,6 +14,7 @@ import torch
 from tests.helpers import skip_or_fail, synthetic_images
 from training.data import LABELS, DataNotFoundError, Split, load_fashion_mnist
 from training.export import TrainingSummary, export
+from training.novelty_eval import fit_and_evaluate
 from training.train import TrainConfig, fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,5 +57,6 @@ def model_dir(tmp_path_factory):
     config = TrainConfig(epochs=3, batch_size=64)
     result = fit(config, *splits, torch.device("cpu"))
     summary = TrainingSummary(config.to_dict(), "cpu", result.seconds, result.history)
-    export(result.net, summary, *splits, LABELS, folder)
+    novelty = fit_and_evaluate(result.net, *splits, sets=())  # no out-of-distribution sets: quick
+    export(result.net, novelty, summary, *splits, LABELS, folder)
     return folder

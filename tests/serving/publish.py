@@ -14,6 +14,7 @@ import torch
 from tests.helpers import synthetic_images
 from training.data import LABELS, Split
 from training.export import TrainingSummary, export
+from training.novelty_eval import fit_and_evaluate
 from training.train import TrainConfig, fit
 
 
@@ -25,7 +26,8 @@ def publish_model(folder: Path, seed: int, labels: tuple[str, ...] = LABELS) -> 
     result = fit(config, split, split, torch.device("cpu"))
     _wait_for_a_new_version_stamp(folder)
     summary = TrainingSummary(config.to_dict(), "cpu", result.seconds, result.history)
-    return export(result.net, summary, split, split, labels, folder)
+    novelty = fit_and_evaluate(result.net, split, split, sets=())  # no out-of-distribution sets: quick
+    return export(result.net, novelty, summary, split, split, labels, folder)
 
 
 def publish_broken_model(folder: Path) -> None:

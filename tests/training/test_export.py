@@ -33,12 +33,12 @@ def test_export_writes_a_verified_self_contained_model(tmp_path, export_to, trai
     (only_input,) = session.get_inputs()
     assert only_input.name == "image" and only_input.type == "tensor(float)"
     assert only_input.shape[1:] == [1, 28, 28] and isinstance(only_input.shape[0], str)  # dynamic batch
-    assert [o.name for o in session.get_outputs()] == ["probabilities"]
+    assert [o.name for o in session.get_outputs()] == ["probabilities", "novelty", "in_distribution"]
 
     _, result = trained
     for batch in (1, 7):
         pixels = small_splits[1].images[:batch].float().unsqueeze(1)  # (batch, 1, 28, 28), 0-255
-        (probabilities,) = session.run(None, {"image": pixels.numpy()})
+        (probabilities,) = session.run(["probabilities"], {"image": pixels.numpy()})
         assert probabilities.shape == (batch, 10)
         np.testing.assert_allclose(probabilities.sum(1), 1.0, atol=1e-6)
         with torch.no_grad():
@@ -68,7 +68,7 @@ def test_weights_load_without_unpickling_and_pictures_are_pngs(tmp_path, export_
     with np.load(tmp_path / "weights.npz", allow_pickle=False) as weights:
         np.testing.assert_array_equal(weights["W"], result.net.W.detach().numpy())
         np.testing.assert_array_equal(weights["b"], result.net.b.detach().numpy())
-    for name in ("weights.png", "curves.png", "predictions.png", "confusion.png"):
+    for name in ("weights.png", "curves.png", "predictions.png", "confusion.png", "novelty.png"):
         with Image.open(tmp_path / name) as picture:
             assert picture.format == "PNG" and picture.width > 300 and picture.height > 150
 
@@ -97,12 +97,22 @@ def fail_on_publish(real_replace, name="model.json"):
         ("_to_onnx", lambda: fail),
         ("_verify", lambda: fail),
         ("plots.plot_confusion", lambda: fail),
+        ("plots.plot_novelty", lambda: fail),
         ("_manifest", lambda: fail),
         ("os.replace", lambda: fail_on_publish(os.replace)),
         ("repository.stage", lambda: fail),
         ("os.replace", lambda: fail_on_publish(os.replace, "config.pbtxt")),
     ],
-    ids=["onnx-export", "verification", "pictures", "manifest", "publishing", "repository", "repository-config"],
+    ids=[
+        "onnx-export",
+        "verification",
+        "pictures",
+        "novelty-picture",
+        "manifest",
+        "publishing",
+        "repository",
+        "repository-config",
+    ],
 )
 def test_a_failure_during_export_leaves_the_previous_artifacts(tmp_path, export_to, monkeypatch, target, make_failure):
     export_to(tmp_path)
@@ -124,11 +134,11 @@ def test_a_failure_during_export_leaves_the_previous_artifacts(tmp_path, export_
     onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
 
 
-def test_verification_refuses_a_graph_that_differs_from_torch(tmp_path, trained, small_splits):
+def test_verification_refuses_a_graph_that_differs_from_torch(tmp_path, trained, small_splits, novelty):
     _, result = trained
-    graph = OnnxGraph(result.net).eval()
+    graph = OnnxGraph(result.net, novelty.detector).eval()
     good = tmp_path / "model.onnx"
-    onnx.save_model(export_module._to_onnx(graph, LABELS, "test"), good)
+    onnx.save_model(export_module._to_onnx(graph, LABELS, "test", "method"), good)
     with torch.no_grad():
         graph.b[0] += 1e-3  # torch now computes something else than the file
     with pytest.raises(ExportError, match="differs from torch"):
