@@ -102,10 +102,10 @@ def letters(fonts: tuple[str, ...]) -> np.ndarray:
     """A-Z and a-z rendered white on black in each font (paths under FONT_DIR), laid out as MNIST."""
     glyphs = []
     for name in fonts:
-        try:
-            font = ImageFont.truetype(str(FONT_DIR / name), 64)
-        except OSError as error:
-            raise OodSetsUnavailable(f"no font {FONT_DIR / name}: install Debian's {FONT_PACKAGES}") from error
+        path = FONT_DIR / name
+        if not path.is_file():  # checked here: Pillow would look elsewhere for a font of that name
+            raise OodSetsUnavailable(f"no font {path}: install Debian's {FONT_PACKAGES}")
+        font = ImageFont.truetype(str(path), 64)
         for letter in LETTERS:
             canvas = Image.new("L", (128, 128))
             ImageDraw.Draw(canvas).text((32, 16), letter, fill=255, font=font)

@@ -1,5 +1,6 @@
 """Export: one verified ONNX file with its metadata, the manifest, and all-or-nothing publishing."""
 
+import copy
 import hashlib
 import json
 import os
@@ -143,3 +144,52 @@ def test_verification_refuses_a_graph_that_differs_from_torch(tmp_path, trained,
         graph.b[0] += 1e-3  # torch now computes something else than the file
     with pytest.raises(ExportError, match="differs from torch"):
         export_module._verify(good, graph, small_splits[1])
+
+
+def test_the_graph_says_how_novel_each_image_is_as_the_detector_does(tmp_path, export_to, small_splits, novelty):
+    manifest = export_to(tmp_path)
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    outputs = {o.name: (o.type, o.shape) for o in session.get_outputs()}
+    assert outputs["novelty"][0] == "tensor(float)" and outputs["in_distribution"][0] == "tensor(bool)"
+    assert len(outputs["novelty"][1]) == len(outputs["in_distribution"][1]) == 1  # (N,)
+
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "model.onnx")).metadata_props}
+    threshold = json.loads(props["novelty_threshold"])
+    assert threshold == manifest["novelty"]["threshold"] == novelty.detector.threshold
+    assert props["novelty_method"] == manifest["novelty"]["method"] and len(props["novelty_method"]) < 120
+
+    garments = small_splits[1].images[:20].float().unsqueeze(1)  # (20, 1, 28, 28), 0-255
+    noise = torch.from_numpy(np.random.default_rng(0).uniform(0, 255, (5, 1, 28, 28)).astype(np.float32))
+    images = torch.cat([garments, noise])
+    probabilities, scores, in_distribution = session.run(None, {"image": images.numpy()})
+    assert probabilities.shape == (25, 10) and scores.shape == in_distribution.shape == (25,)
+    with torch.no_grad():
+        expected = novelty.detector(images.reshape(25, -1) / 255.0).numpy()
+    np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-3)
+    np.testing.assert_array_equal(in_distribution, scores <= np.float32(threshold))
+    assert in_distribution[:20].mean() > 0.8 and not in_distribution[20:].any()  # garments pass, noise does not
+
+
+def test_the_manifest_says_what_the_score_is_and_how_it_was_measured(tmp_path, export_to, novelty_on_sets):
+    manifest = export_to(tmp_path, with_novelty=novelty_on_sets)
+    found = manifest["novelty"]
+    assert found == json.loads((tmp_path / "model.json").read_text())["novelty"] == novelty_on_sets.summary
+    assert found["worse"] == "higher" and "higher = less like the training garments" in found["score"]
+    assert found["validation_accepted"] >= 0.95 and 0 < found["test_accepted"] <= 1
+    assert found["fit"]["images"] == "training images 0-852" and found["fit"]["validation"] == "training images 853-1023"
+    assert [o["name"] for o in manifest["outputs"]] == ["probabilities", "novelty", "in_distribution"]
+    assert {row["role"] for row in found["evaluation"]["sets"]} == {"tune", "report"}
+    with Image.open(tmp_path / "novelty.png") as picture:  # distributions and 7 ROC panels: a tall picture
+        assert picture.format == "PNG" and picture.height > 800
+
+
+def test_verification_refuses_a_novelty_score_that_differs_from_torch(tmp_path, trained, small_splits, novelty):
+    _, result = trained
+    graph = OnnxGraph(result.net, novelty.detector).eval()
+    good = tmp_path / "model.onnx"
+    onnx.save_model(export_module._to_onnx(graph, LABELS, "test", "method"), good)
+    export_module._verify(good, graph, small_splits[1])  # as exported: passes
+    changed = OnnxGraph(result.net, copy.deepcopy(novelty.detector)).eval()
+    changed.detector.ratio_offset += 0.5  # torch now scores every image half a nat higher
+    with pytest.raises(ExportError, match="novelty differs"):
+        export_module._verify(good, changed, small_splits[1])
