@@ -55,7 +55,7 @@ class NoveltyFit:
 
 @dataclass
 class Gaussians:
-    """The fitted statistics, in the feature space of `features` (d = k + 3 dimensions)."""
+    """The fitted statistics, in the feature space of `features` (d = k + 2 dimensions)."""
 
     mean: torch.Tensor  # (784,) mean fitting image
     basis: torch.Tensor  # (784, k) principal directions, largest variance first
@@ -73,13 +73,13 @@ def stripe_sums() -> torch.Tensor:
 
 
 def features(X: torch.Tensor, mean: torch.Tensor, basis: torch.Tensor, light: float) -> torch.Tensor:
-    """Images X (N, 784) in [0, 1] -> features (N, k + 3): the PCA coefficients on `basis` (784, k), the image's
-    norm (how much light it has), and the shares of horizontal and of vertical stripes that hold part of the
-    picture (a Fashion-MNIST garment spans the square; a digit, a letter or a doodle does not). A stripe holds part
-    of it when its pixels sum to more than `light`, on a linear ramp RAMP times steeper than the sum."""
+    """Images X (N, 784) in [0, 1] -> features (N, k + 2): the PCA coefficients on `basis` (784, k), and the
+    shares of horizontal and of vertical stripes that hold part of the picture (a Fashion-MNIST garment spans the
+    square; a digit, a letter or a doodle does not). A stripe holds part of it when its pixels sum to more than
+    `light`, on a linear ramp RAMP times steeper than the sum."""
     lit = ((X.double() @ stripe_sums() - light) * RAMP + 0.5).clamp(0, 1)  # (N, 2 * STRIPES)
     shares = torch.stack([lit[:, :STRIPES].mean(1), lit[:, STRIPES:].mean(1)], 1).to(X.dtype)
-    return torch.cat([(X - mean) @ basis, torch.linalg.vector_norm(X, dim=1, keepdim=True), shares], 1)
+    return torch.cat([(X - mean) @ basis, shares], 1)
 
 
 class NoveltyDetector(torch.nn.Module):
@@ -87,10 +87,10 @@ class NoveltyDetector(torch.nn.Module):
     explains f best, in nats; higher is less like the training garments. f = `features`.
 
     The same numbers as computing f and the Gaussians' densities one by one, folded into three matrix products so
-    that the ONNX graph stays a handful of nodes:
+    that the ONNX graph stays seven nodes (each costs about a microsecond per request):
       Y = clamp(X P + o, 0, 1)  z / 64 + 1/2 for the PCA coefficients z (|z| <= |X - mean| <= 28: never clamped),
                                 then every stripe's lit ramp
-      U = [Y, |X|] A - c        every Gaussian's whitened offset (f - m_j) A_j, side by side
+      U = Y A - c               every Gaussian's whitened offset (f - m_j) A_j, side by side
       r = (U * U) B + w         r_c = log p_background(f) - log prior_c - log p_c(f), one per class
     and novelty = min_c r_c.
     """
@@ -99,15 +99,14 @@ class NoveltyDetector(torch.nn.Module):
         super().__init__()
         g = gaussians
         k, J = g.basis.shape[1], len(g.centres)
-        classes, d = J - 1, k + 3
+        classes, d = J - 1, k + 2
         mean, basis = g.mean.double(), g.basis.double()
         projection = torch.cat([basis / Z_SCALE, stripe_sums() * RAMP], 1)  # (784, k + 28)
         offset = torch.cat([0.5 - (mean @ basis) / Z_SCALE, torch.full((2 * STRIPES,), 0.5 - g.light * RAMP).double()])
-        # [Y, |X|] (k + 29) -> f (d) = [Y, |X|] T + t: z back from Y, the lit ramps averaged into the two shares
-        T = torch.zeros(k + 2 * STRIPES + 1, d, dtype=torch.float64)
+        # Y (k + 28) -> f (d) = Y T + t: z back from Y, the lit ramps averaged into the two shares
+        T = torch.zeros(k + 2 * STRIPES, d, dtype=torch.float64)
         T[:k, :k] = Z_SCALE * torch.eye(k)
-        T[k : k + STRIPES, k + 1] = T[k + STRIPES : k + 2 * STRIPES, k + 2] = 1 / STRIPES
-        T[-1, k] = 1.0
+        T[k : k + STRIPES, k] = T[k + STRIPES :, k + 1] = 1 / STRIPES
         t = torch.zeros(d, dtype=torch.float64)
         t[:k] = -0.5 * Z_SCALE
         cholesky = torch.linalg.cholesky(g.covariances.double())  # (J, d, d): S_j = C_j C_j^T
@@ -121,7 +120,7 @@ class NoveltyDetector(torch.nn.Module):
         centres = torch.einsum("jd,jde->je", t - g.centres.double(), A).reshape(-1)  # (J * d,) (t - m_j) A_j
         self.register_buffer("projection", projection.float())  # (784, k + 28)
         self.register_buffer("offset", offset.float())  # (k + 28,)
-        self.register_buffer("whiten", (T @ torch.cat(list(A), 1)).float())  # (k + 29, J * d)
+        self.register_buffer("whiten", (T @ torch.cat(list(A), 1)).float())  # (k + 28, J * d)
         self.register_buffer("centres", centres.float())  # (J * d,)
         self.register_buffer("blocks", blocks.float())  # (J * d, classes)
         self.register_buffer("ratio_offset", ratio_offset.float())  # (classes,)
@@ -129,8 +128,7 @@ class NoveltyDetector(torch.nn.Module):
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         Y = torch.addmm(self.offset, X, self.projection).clamp(0, 1)  # (N, 784) @ (784, k + 28) -> (N, k + 28)
-        g = torch.cat([Y, torch.linalg.vector_norm(X, dim=1, keepdim=True)], 1)  # (N, k + 29)
-        U = torch.addmm(self.centres, g, self.whiten)  # (N, J * d)
+        U = torch.addmm(self.centres, Y, self.whiten)  # (N, J * d)
         return torch.addmm(self.ratio_offset, U * U, self.blocks).amin(1)  # (N, classes) -> (N,)
 
 
@@ -205,13 +203,13 @@ def fit_detector(train_split: Split, config: NoveltyConfig = NoveltyConfig()) ->
     _, eigenvectors = torch.linalg.eigh((centred.T @ centred).double())  # ascending eigenvalues
     largest = max(config.components)
     basis = eigenvectors[:, -largest:].flip(1).float()  # (784, K), largest variance first
-    fitted, spoiled = (features(images, mean, basis, config.light) for images in (X, background))  # (N, K + 3)
+    fitted, spoiled = (features(images, mean, basis, config.light) for images in (X, background))  # (N, K + 2)
 
     from sklearn.metrics import roc_auc_score  # imported here: slow to import, needed only when fitting
 
     selection, detectors = {}, {}
     for k in config.components:
-        keep = [*range(k), *range(largest, largest + 3)]  # the first k coefficients and the other three
+        keep = [*range(k), largest, largest + 1]  # the first k coefficients and the two shares
         gaussians = _gaussians(fitted[:, keep], fitting.labels, spoiled[:, keep], config)
         detector = NoveltyDetector(Gaussians(mean, basis[:, :k], config.light, *gaussians))
         scores = torch.cat([detector(X_val), detector(background_val)]).numpy()

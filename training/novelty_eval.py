@@ -25,9 +25,9 @@ from training.novelty import (
 )
 from training.ood import OodSet
 
-METHOD = "likelihood ratio of class Gaussians to a background Gaussian (PCA coefficients, image norm, extent)"
+METHOD = "likelihood ratio of class Gaussians to a background Gaussian (PCA coefficients, extent in stripes)"
 SCORE = (
-    "novelty = log p_background(f) - max_c log(prior_c p_c(f)) in nats, f = (PCA coefficients, image norm, shares "
+    "novelty = log p_background(f) - max_c log(prior_c p_c(f)) in nats, f = (PCA coefficients, shares "
     "of lit row and column stripes); higher = less like the training garments"
 )
 BASELINES = {
