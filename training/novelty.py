@@ -77,8 +77,8 @@ def features(X: torch.Tensor, mean: torch.Tensor, basis: torch.Tensor, light: fl
     shares of horizontal and of vertical stripes that hold part of the picture (a Fashion-MNIST garment spans the
     square; a digit, a letter or a doodle does not). A stripe holds part of it when its pixels sum to more than
     `light`, on a linear ramp RAMP times steeper than the sum."""
-    lit = ((X.double() @ stripe_sums() - light) * RAMP + 0.5).clamp(0, 1)  # (N, 2 * STRIPES)
-    shares = torch.stack([lit[:, :STRIPES].mean(1), lit[:, STRIPES:].mean(1)], 1).to(X.dtype)
+    lit = ((X @ stripe_sums().to(X.dtype) - light) * RAMP + 0.5).clamp(0, 1)  # (N, 2 * STRIPES)
+    shares = torch.stack([lit[:, :STRIPES].mean(1), lit[:, STRIPES:].mean(1)], 1)
     return torch.cat([(X - mean) @ basis, shares], 1)
 
 
@@ -200,7 +200,7 @@ def fit_detector(train_split: Split, config: NoveltyConfig = NoveltyConfig()) ->
     background_val = spoil(X_val, len(X_val), generator)  # spoiled held-out garments: judge the PCA sizes
     mean = X.mean(0)
     centred = X - mean
-    _, eigenvectors = torch.linalg.eigh((centred.T @ centred).double())  # ascending eigenvalues
+    _, eigenvectors = torch.linalg.eigh(centred.T @ centred)  # ascending eigenvalues; float32: seconds faster
     largest = max(config.components)
     basis = eigenvectors[:, -largest:].flip(1).float()  # (784, K), largest variance first
     fitted, spoiled = (features(images, mean, basis, config.light) for images in (X, background))  # (N, K + 2)

@@ -59,22 +59,21 @@ class Mahalanobis:
     """(x - m)^T (S + ridge I)^-1 (x - m) on pixels in [0, 1]; the ridge maximises the validation likelihood."""
 
     def __init__(self, X: torch.Tensor, X_val: torch.Tensor):
-        X, X_val = X.double(), X_val.double()
         self.mean = X.mean(0)
         centred = X - self.mean
-        eigenvalues, self.eigenvectors = torch.linalg.eigh(centred.T @ centred / (len(X) - 1))
-        eigenvalues = eigenvalues.clamp_min(0)
-        projected = ((X_val - self.mean) @ self.eigenvectors) ** 2  # (N, 784)
+        eigenvalues, self.eigenvectors = torch.linalg.eigh(centred.T @ centred / (len(X) - 1))  # float32: fast
+        eigenvalues = eigenvalues.clamp_min(0).double()  # the smallest ones are float32 rounding: the ridge rules
+        projected = (((X_val - self.mean) @ self.eigenvectors) ** 2).double()  # (N, 784)
 
         def log_likelihood(ridge):  # mean Gaussian log-likelihood of the validation images, constant left out
             return float(-0.5 * ((projected / (eigenvalues + ridge)).sum(1).mean() + torch.log(eigenvalues + ridge)
                                  .sum()))  # fmt: skip
 
         self.ridge = max(RIDGES, key=log_likelihood)
-        self.scale = 1 / (eigenvalues + self.ridge)
+        self.scale = (1 / (eigenvalues + self.ridge)).float()
 
     def __call__(self, X: torch.Tensor) -> torch.Tensor:
-        return ((((X.double() - self.mean) @ self.eigenvectors) ** 2) * self.scale).sum(1)
+        return ((((X - self.mean) @ self.eigenvectors) ** 2) * self.scale).sum(1)
 
 
 def score_all(detector: NoveltyDetector, net: SoftmaxRegression, mahalanobis: Mahalanobis, X: torch.Tensor) -> dict:

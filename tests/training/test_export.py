@@ -176,7 +176,8 @@ def test_the_manifest_says_what_the_score_is_and_how_it_was_measured(tmp_path, e
     assert found == json.loads((tmp_path / "model.json").read_text())["novelty"] == novelty_on_sets.summary
     assert found["worse"] == "higher" and "higher = less like the training garments" in found["score"]
     assert found["validation_accepted"] >= 0.95 and 0 < found["test_accepted"] <= 1
-    assert found["fit"]["images"] == "training images 0-852" and found["fit"]["validation"] == "training images 853-1023"
+    assert found["fit"]["images"] == "training images 0-852"  # 1,024 small training images, the last sixth held out
+    assert found["fit"]["validation"] == "training images 853-1023"
     assert [o["name"] for o in manifest["outputs"]] == ["probabilities", "novelty", "in_distribution"]
     assert {row["role"] for row in found["evaluation"]["sets"]} == {"tune", "report"}
     with Image.open(tmp_path / "novelty.png") as picture:  # distributions and 7 ROC panels: a tall picture

@@ -17,8 +17,8 @@ from training.novelty import (
     features,
     fit_detector,
     pixels,
-    spoil,
     split_validation,
+    spoil,
 )
 
 
