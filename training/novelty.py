@@ -1,9 +1,10 @@
 """The novelty detector: how unlike the training garments an image is, fitted on training images only.
 
-A likelihood ratio (Ren et al. 2019) of Gaussian models on a few features of the image: a mixture of one Gaussian
-per class, fitted on garments, against one background Gaussian, fitted on garments spoiled on purpose (shrunk,
-zoomed, outlined, inverted, shuffled, spliced) and noise. `fit_detector` picks the PCA size and the threshold on the
-held-out end of the training set; `NoveltyDetector` is the torch module the export puts in model.onnx.
+A likelihood ratio (Ren et al. 2019) of Gaussian models on a few features of the image: one Gaussian per class,
+fitted on garments (the class that explains the image best counts), against one background Gaussian, fitted on
+garments spoiled on purpose (shrunk, zoomed, outlined, inverted, shuffled, spliced) and noise. `fit_detector` picks
+the PCA size and the threshold on the held-out end of the training set; `NoveltyDetector` is the torch module the
+export puts in model.onnx.
 """
 
 from __future__ import annotations
@@ -87,10 +88,10 @@ class NoveltyDetector(torch.nn.Module):
     explains f best, in nats; higher is less like the training garments. f = `features`.
 
     The same numbers as computing f and the Gaussians' densities one by one, folded into three matrix products so
-    that the ONNX graph stays seven nodes (each costs about a microsecond per request):
+    that the ONNX graph gains seven nodes beside the classifier's (every node has a fixed cost per request):
       Y = clamp(X P + o, 0, 1)  z / 64 + 1/2 for the PCA coefficients z (|z| <= |X - mean| <= 28: never clamped),
                                 then every stripe's lit ramp
-      U = Y A - c               every Gaussian's whitened offset (f - m_j) A_j, side by side
+      U = Y A + c               every Gaussian's whitened offset (f - m_j) A_j, side by side
       r = (U * U) B + w         r_c = log p_background(f) - log prior_c - log p_c(f), one per class
     and novelty = min_c r_c.
     """
@@ -200,9 +201,9 @@ def fit_detector(train_split: Split, config: NoveltyConfig = NoveltyConfig()) ->
     background_val = spoil(X_val, len(X_val), generator)  # spoiled held-out garments: judge the PCA sizes
     mean = X.mean(0)
     centred = X - mean
-    _, eigenvectors = torch.linalg.eigh(centred.T @ centred)  # ascending eigenvalues; float32: seconds faster
+    _, eigenvectors = torch.linalg.eigh(centred.T @ centred)  # ascending; float32 (torch's float64 is far slower)
     largest = max(config.components)
-    basis = eigenvectors[:, -largest:].flip(1).float()  # (784, K), largest variance first
+    basis = eigenvectors[:, -largest:].flip(1)  # (784, K), largest variance first
     fitted, spoiled = (features(images, mean, basis, config.light) for images in (X, background))  # (N, K + 2)
 
     from sklearn.metrics import roc_auc_score  # imported here: slow to import, needed only when fitting
@@ -238,13 +239,13 @@ def acceptance_threshold(scores: np.ndarray, acceptance: float) -> float:
     return float(ordered[max(0, math.ceil(acceptance * len(ordered)) - 1)])
 
 
-def _gaussians(features, labels, background_features, config: NoveltyConfig):
+def _gaussians(garments, labels, spoiled, config: NoveltyConfig):
     """(centres (J, d), covariances (J, d, d), log priors (J - 1,)): one Gaussian per class present in `labels`,
-    fitted on `features` (N, d), then one on `background_features`."""
-    features, background_features = features.double(), background_features.double()
-    groups = [features[labels == c] for c in labels.unique().tolist()]
-    ridge = config.ridge * torch.eye(features.shape[1], dtype=torch.float64)
-    centres = torch.stack([group.mean(0) for group in [*groups, background_features]])
-    covariances = torch.stack([torch.cov(group.T) + ridge for group in [*groups, background_features]])
-    log_priors = torch.log(torch.tensor([len(group) / len(features) for group in groups], dtype=torch.float64))
+    fitted on the garments' features (N, d), then one on the spoiled garments' features."""
+    garments, spoiled = garments.double(), spoiled.double()
+    groups = [garments[labels == c] for c in labels.unique().tolist()]
+    ridge = config.ridge * torch.eye(garments.shape[1], dtype=torch.float64)
+    centres = torch.stack([group.mean(0) for group in [*groups, spoiled]])
+    covariances = torch.stack([torch.cov(group.T) + ridge for group in [*groups, spoiled]])
+    log_priors = torch.log(torch.tensor([len(group) / len(garments) for group in groups], dtype=torch.float64))
     return centres, covariances, log_priors

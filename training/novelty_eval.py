@@ -65,9 +65,9 @@ class Mahalanobis:
         eigenvalues = eigenvalues.clamp_min(0).double()  # the smallest ones are float32 rounding: the ridge rules
         projected = (((X_val - self.mean) @ self.eigenvectors) ** 2).double()  # (N, 784)
 
-        def log_likelihood(ridge):  # mean Gaussian log-likelihood of the validation images, constant left out
-            return float(-0.5 * ((projected / (eigenvalues + ridge)).sum(1).mean() + torch.log(eigenvalues + ridge)
-                                 .sum()))  # fmt: skip
+        def log_likelihood(ridge):  # mean Gaussian log-likelihood of the validation images, constants left out
+            variances = eigenvalues + ridge
+            return float(-0.5 * ((projected / variances).sum(1).mean() + torch.log(variances).sum()))
 
         self.ridge = max(RIDGES, key=log_likelihood)
         self.scale = (1 / (eigenvalues + self.ridge)).float()
@@ -117,15 +117,12 @@ def evaluate(
         label = f"{ood_set.name} ({ood_set.role})"
         set_scores = score_all(detector, net, mahalanobis, torch.from_numpy(ood_set.images).reshape(-1, 784) / 255)
         scores[label] = set_scores
-        truth = np.r_[np.zeros(len(test_split.images)), np.ones(len(ood_set.images))]
-        rows.append({
-            "name": ood_set.name,
-            "role": ood_set.role,
-            "source": ood_set.source,
-            "images": len(ood_set.images),
-            "auroc": {m: round(float(roc_auc_score(truth, np.r_[test_scores[m], set_scores[m]])), 4) for m in METHODS},
-            "flagged": {m: round(1 - accepted(set_scores)[m], 4) for m in METHODS},
-        })  # fmt: skip
+        truth = np.r_[np.zeros(len(test_split.images)), np.ones(len(ood_set.images))]  # 1: not a garment
+        passed = accepted(set_scores)
+        row = {"name": ood_set.name, "role": ood_set.role, "source": ood_set.source, "images": len(ood_set.images)}
+        row["auroc"] = {m: round(float(roc_auc_score(truth, np.r_[test_scores[m], set_scores[m]])), 4) for m in METHODS}
+        row["flagged"] = {m: round(1 - passed[m], 4) for m in METHODS}
+        rows.append(row)
     summary = {
         "method": METHOD,
         "score": SCORE,

@@ -29,10 +29,14 @@ REPORT_FONTS = tuple(
 )
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # scikit-image's sample pictures that its wheel carries (others are downloaded on first use: not these)
-TUNE_PHOTOS = ("astronaut", "camera", "checkerboard", "clock", "coins", "grass", "horse", "immunohistochemistry",
-               "microaneurysms", "page", "rocket", "text")  # fmt: skip
-REPORT_PHOTOS = ("brick", "cell", "chelsea", "coffee", "colorwheel", "gravel", "hubble_deep_field", "logo", "moon",
-                 "retina", "shepp_logan_phantom")  # fmt: skip
+TUNE_PHOTOS = (
+    *("astronaut", "camera", "checkerboard", "clock", "coins", "grass", "horse", "immunohistochemistry"),
+    *("microaneurysms", "page", "rocket", "text"),
+)
+REPORT_PHOTOS = (
+    *("brick", "cell", "chelsea", "coffee", "colorwheel", "gravel", "hubble_deep_field", "logo", "moon", "retina"),
+    "shepp_logan_phantom",
+)
 DIGITS_TUNE = 900  # scikit-learn's 1,797 digits: the first 900 tune, the rest report
 
 
@@ -52,26 +56,29 @@ class OodSet:
 def build_sets() -> tuple[OodSet, ...]:
     """Every set, tune then report."""
     digit_images = digits()
+    shapes_made, strokes_made = "ellipses, rectangles, triangles, filled or outlined", "lines, zigzags and arcs"
+    noise_made = "uniform, gaussian, salt-and-pepper, blurred"
+    through = "through the service's preprocessing"
     return (
-        OodSet("digits", "tune", f"scikit-learn digits 0-{DIGITS_TUNE - 1}, laid out as MNIST",
-               digit_images[:DIGITS_TUNE]),
+        OodSet("digits", "tune", "scikit-learn digits 0-899, laid out as MNIST", digit_images[:DIGITS_TUNE]),
         OodSet("letters", "tune", "A-Z a-z in 6 DejaVu fonts, laid out as MNIST", letters(TUNE_FONTS)),
-        OodSet("shapes", "tune", "ellipses, rectangles, triangles, filled or outlined (seed 0)", shapes(500, 0)),
-        OodSet("strokes", "tune", "lines, zigzags and arcs (seed 0)", strokes(500, 0)),
-        OodSet("photos", "tune", f"crops of {len(TUNE_PHOTOS)} scikit-image photos through the service's "
-               "preprocessing (seed 0)", photos(TUNE_PHOTOS, 20, 0)),
-        OodSet("noise", "tune", "uniform, gaussian, salt-and-pepper, blurred (seed 0)", noise(400, 0)),
-        OodSet("digits", "report", f"scikit-learn digits {DIGITS_TUNE}-{len(digit_images) - 1}, laid out as MNIST",
-               digit_images[DIGITS_TUNE:]),
+        OodSet("shapes", "tune", f"{shapes_made} (seed 0)", shapes(500, 0)),
+        OodSet("strokes", "tune", f"{strokes_made} (seed 0)", strokes(500, 0)),
+        OodSet("photos", "tune", f"crops of 12 scikit-image photos {through} (seed 0)", photos(TUNE_PHOTOS, 20, 0)),
+        OodSet("noise", "tune", f"{noise_made} (seed 0)", noise(400, 0)),
+        OodSet("digits", "report", "scikit-learn digits 900-1796, laid out as MNIST", digit_images[DIGITS_TUNE:]),
         OodSet("letters", "report", "A-Z a-z in 6 Liberation fonts, laid out as MNIST", letters(REPORT_FONTS)),
-        OodSet("shapes", "report", "ellipses, rectangles, triangles, filled or outlined (seed 1)", shapes(500, 1)),
-        OodSet("strokes", "report", "lines, zigzags and arcs (seed 1)", strokes(500, 1)),
-        OodSet("photos", "report", f"crops of {len(REPORT_PHOTOS)} other scikit-image photos through the service's "
-               "preprocessing (seed 1)", photos(REPORT_PHOTOS, 20, 1)),
-        OodSet("faces", "report", "scikit-image's LFW subset (100 faces, 100 other crops) through the service's "
-               "preprocessing", faces()),
-        OodSet("noise", "report", "uniform, gaussian, salt-and-pepper, blurred (seed 1)", noise(400, 1)),
-    )  # fmt: skip
+        OodSet("shapes", "report", f"{shapes_made} (seed 1)", shapes(500, 1)),
+        OodSet("strokes", "report", f"{strokes_made} (seed 1)", strokes(500, 1)),
+        OodSet(
+            "photos",
+            "report",
+            f"crops of 11 other scikit-image photos {through} (seed 1)",
+            photos(REPORT_PHOTOS, 20, 1),
+        ),
+        OodSet("faces", "report", f"scikit-image's LFW subset (100 faces, 100 other crops) {through}", faces()),
+        OodSet("noise", "report", f"{noise_made} (seed 1)", noise(400, 1)),
+    )
 
 
 def mnist_layout(glyph: np.ndarray) -> np.ndarray:
@@ -80,8 +87,8 @@ def mnist_layout(glyph: np.ndarray) -> np.ndarray:
     height, width = glyph.shape
     scale = 20 / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    fitted = np.clip(np.asarray(Image.fromarray(glyph.astype(np.float32)).resize(size, Image.Resampling.LANCZOS)), 0,
-                     255)  # fmt: skip
+    resized = Image.fromarray(glyph.astype(np.float32)).resize(size, Image.Resampling.LANCZOS)
+    fitted = np.clip(np.asarray(resized), 0, 255)  # LANCZOS rings a little past 0 and 255
     rows, columns = np.indices(fitted.shape)
     mass = fitted.sum() or 1.0
     top = int(np.clip(round(SIDE / 2 - (rows * fitted).sum() / mass), 0, SIDE - size[1]))
@@ -177,11 +184,10 @@ def noise(count: int, seed: int) -> np.ndarray:
     uniform = rng.uniform(0, 255, (part, SIDE, SIDE))
     gaussian = np.clip(rng.normal(128, 64, (part, SIDE, SIDE)), 0, 255)
     salt = (rng.random((part, SIDE, SIDE)) < rng.uniform(0.05, 0.5, (part, 1, 1))) * 255.0
-    blurred = [
-        np.asarray(Image.fromarray(rng.integers(0, 256, (SIDE, SIDE), dtype=np.uint8)).filter(
-            ImageFilter.GaussianBlur(rng.uniform(1, 2))), dtype=np.float32)
-        for _ in range(count - 3 * part)
-    ]  # fmt: skip
+    blurred = []
+    for _ in range(count - 3 * part):
+        picture = Image.fromarray(rng.integers(0, 256, (SIDE, SIDE), dtype=np.uint8))
+        blurred.append(np.asarray(picture.filter(ImageFilter.GaussianBlur(rng.uniform(1, 2))), dtype=np.float32))
     return np.concatenate([uniform, gaussian, salt, np.stack(blurred)]).astype(np.float32)
 
 
