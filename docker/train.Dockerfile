@@ -11,6 +11,10 @@ ENV PIP_NO_CACHE_DIR=1 \
     MPLCONFIGDIR=/tmp/matplotlib
 
 WORKDIR /app
+# The fonts the novelty evaluation renders letters from (training/ood.py), from Debian: the job runs offline.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-dejavu-core fonts-liberation2 \
+ && rm -rf /var/lib/apt/lists/*
 # Dependencies first (from pyproject.toml's `train` group), so code edits reuse this layer.
 COPY pyproject.toml docker/requirements.py ./
 RUN python requirements.py train > requirements.txt \
@@ -19,6 +23,8 @@ RUN python requirements.py train > requirements.txt \
  && rm requirements.txt requirements.py
 
 COPY training/ training/
+# The service's preprocessing: the evaluation's photos go through it as the service's inputs do
+COPY serving/ serving/
 # /artifacts and /data belong to the unprivileged user; named volumes inherit that ownership.
 RUN useradd --create-home --uid 10001 trainer \
  && mkdir -p /artifacts /data \

@@ -18,6 +18,7 @@ import torch
 from harness.images import synthetic_images
 from training.data import LABELS, Split
 from training.export import TrainingSummary, export
+from training.novelty_eval import Novelty, fit_and_evaluate
 from training.train import TrainConfig, TrainResult, fit
 
 
@@ -28,11 +29,19 @@ def synthetic_split(count: int, seed: int) -> Split:
 
 
 def export_fit(
-    folder: Path, config: TrainConfig, result: TrainResult, train: Split, test: Split, labels: tuple = LABELS
+    folder: Path,
+    config: TrainConfig,
+    result: TrainResult,
+    train: Split,
+    test: Split,
+    labels: tuple = LABELS,
+    novelty: Novelty | None = None,
 ) -> dict:
-    """A CPU training result exported into `folder` by the real exporter; returns the manifest."""
+    """A CPU training result exported into `folder` by the real exporter; returns the manifest. Without `novelty`,
+    its detector is fitted here, evaluated on no out-of-distribution set (quick)."""
     summary = TrainingSummary(config.to_dict(), "cpu", result.seconds, result.history)
-    return export(result.net, summary, train, test, labels, folder)
+    novelty = novelty or fit_and_evaluate(result.net, train, test, sets=())
+    return export(result.net, novelty, summary, train, test, labels, folder)
 
 
 def publish_model(folder: Path, seed: int, labels: tuple[str, ...] = LABELS) -> dict:

@@ -16,6 +16,7 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 REPOSITORY = "model_repository"
 # What an export publishes into artifacts/ and keeps in its version folder, in this order: the manifest, which
@@ -26,6 +27,7 @@ ARTIFACT_FILES = (
     "curves.png",
     "predictions.png",
     "confusion.png",
+    "novelty.png",
     "model.onnx",
     "model.json",
 )
@@ -40,16 +42,34 @@ def next_version(folder: Path) -> int:
     return max(versions(folder), default=0) + 1
 
 
-def config_pbtxt(model_name: str, max_batch: int, input_name: str, input_dims, output_name: str, classes: int) -> str:
-    """Triton's model configuration (text protobuf, ModelConfig); dims leave out the batch dimension."""
+class Tensor(NamedTuple):
+    name: str
+    data_type: str  # Triton's: TYPE_FP32, TYPE_BOOL, ...
+    dims: tuple[int, ...]  # without the batch dimension; () for one value per image
+    labelled: bool = False  # one score per label: labels.txt names them (Triton's classification extension)
+
+
+def config_pbtxt(model_name: str, max_batch: int, inputs: list[Tensor], outputs: list[Tensor]) -> str:
+    """Triton's model configuration (text protobuf, ModelConfig).
+
+    A tensor of one value per image, shape [N] in the model, is [N, 1] in Triton's API (dims may not be empty):
+    `dims: [ 1 ]` with `reshape: { shape: [ ] }`, as Triton's model configuration guide says.
+    """
+
+    def entry(tensor: Tensor) -> str:
+        dims = ", ".join(map(str, tensor.dims or (1,)))
+        lines = [f'    name: "{tensor.name}"', f"    data_type: {tensor.data_type}", f"    dims: [ {dims} ]"]
+        lines += ["    reshape: { shape: [ ] }"] if not tensor.dims else []
+        lines += ['    label_filename: "labels.txt"'] if tensor.labelled else []
+        return "  {\n" + "\n".join(lines) + "\n  }"
+
+    def group(kind: str, tensors: list[Tensor]) -> str:
+        return f"{kind} [\n" + ",\n".join(map(entry, tensors)) + "\n]\n"
+
     return (
-        f'name: "{model_name}"\n'
-        'platform: "onnxruntime_onnx"\n'
-        f"max_batch_size: {max_batch}\n"
-        f'input [\n  {{\n    name: "{input_name}"\n    data_type: TYPE_FP32\n'
-        f"    dims: [ {', '.join(map(str, input_dims))} ]\n  }}\n]\n"
-        f'output [\n  {{\n    name: "{output_name}"\n    data_type: TYPE_FP32\n    dims: [ {classes} ]\n'
-        '    label_filename: "labels.txt"\n  }\n]\n'
+        f'name: "{model_name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: {max_batch}\n'
+        + group("input", inputs)
+        + group("output", outputs)
     )
 
 
