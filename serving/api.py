@@ -40,7 +40,8 @@ def predict():
     if return_input:
         for prediction, pixels in zip(predictions, inference.inputs, strict=True):
             prediction["input_png"] = _png_data_url(pixels[0], predictor.target)
-    model = {"name": predictor.name, "version": predictor.version, "repository_version": predictor.repository_version}
+    model = {"name": predictor.name, "version": predictor.version, "repository_version": predictor.repository_version,
+             "novelty_threshold": predictor.novelty_threshold}  # fmt: skip
     return versioned(jsonify(model=model, predictions=predictions), predictor)
 
 
@@ -71,18 +72,22 @@ def metrics():
 
 
 def _predictions(inference: Inference) -> list[dict]:
-    """Per image: the top label, its class id and probability, and all of them by label (class-id order)."""
-    labels = inference.predictor.labels
+    """Per image: the top label, its class id and probability, whether it looks like a garment the model knows
+    (and its novelty score), and every label's probability (class-id order)."""
+    labels, outputs = inference.predictor.labels, inference.outputs
     # rounded to 1e-7, about float32's resolution near 1: shorter JSON, nothing lost that the model has
-    rows = inference.probabilities.astype(np.float64).round(7).tolist()
+    rows = outputs.probabilities.astype(np.float64).round(7).tolist()
+    novelty = [float(f"{score:.6g}") for score in outputs.novelty.tolist()]  # float32's significant digits
     predictions = []
-    for row in rows:
+    for row, in_distribution, score in zip(rows, outputs.in_distribution.tolist(), novelty, strict=True):
         class_id = max(range(len(row)), key=row.__getitem__)
         predictions.append(
             {
                 "label": labels[class_id],
                 "class_id": class_id,
                 "probability": row[class_id],
+                "in_distribution": in_distribution,
+                "novelty": score,
                 "probabilities": dict(zip(labels, row, strict=True)),
             }
         )

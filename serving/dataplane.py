@@ -1,9 +1,9 @@
 """Inference for every surface: the one place that reads the model, checks the batch, preprocesses, predicts
-and counts. Route modules (serving.api, serving.v2) turn HTTP into an `InferenceRequest` and the
-`Inference` back into HTTP; nothing here knows about HTTP.
+(the classes and the novelty check, one onnxruntime run) and counts. Route modules (serving.api, serving.v2)
+turn HTTP into an `InferenceRequest` and the `Inference` back into HTTP; nothing here knows about HTTP.
 
     inference = app.extensions["dataplane"].infer(InferenceRequest(images=[png_bytes]))
-    inference.predictor.version, inference.probabilities   # (N, classes) float32
+    inference.predictor.version, inference.outputs.probabilities   # (N, classes) float32
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from serving.errors import ServiceError
 from serving.metrics import Metrics
-from serving.model import Predictor
+from serving.model import Outputs, Predictor
 from serving.preprocess import InputError, Limits, array_to_input, check_range, image_to_input
 from serving.repository import ModelRepository
 
@@ -38,7 +38,7 @@ class InferenceRequest:
 class Inference:
     predictor: Predictor  # the version that answered
     inputs: np.ndarray  # (N, 1, side, side) float32: what the model saw
-    probabilities: np.ndarray  # (N, classes) float32, rows sum to 1
+    outputs: Outputs  # probabilities (N, classes), novelty (N,), in_distribution (N,)
 
 
 class DataPlane:
@@ -81,9 +81,9 @@ class DataPlane:
         else:
             inputs = np.stack([self._image_input(item, i, request.invert, predictor, count)
                                for i, item in enumerate(request.images)])[:, None]  # fmt: skip
-        probabilities = predictor.predict(inputs)
-        self.metrics.count_images(predictor.repository_version, count)
-        return Inference(predictor, inputs, probabilities)
+        outputs = predictor.predict(inputs)
+        self.metrics.count_predictions(predictor, outputs)
+        return Inference(predictor, inputs, outputs)
 
     def _image_input(self, item: bytes | list, index: int, invert: bool | None, predictor: Predictor, count: int):
         """One image -> (side, side) float32 model input; errors name the image when there are several."""

@@ -18,7 +18,7 @@ from serving import json_body
 from serving.dataplane import InferenceRequest
 from serving.errors import ServiceError
 from serving.http_io import image_file, request_body, version_parameter, versioned
-from serving.model import Predictor
+from serving.model import IN_DISTRIBUTION, NOVELTY, OUTPUT_NAME, OUTPUTS, Outputs, Predictor
 from serving.v2_codec import ONNX_TYPES, TensorError, decode_input, encode_output, encode_response, split_body
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
@@ -93,7 +93,8 @@ def infer(name: str, version: str | None = None):
     if "id" in header and not isinstance(header["id"], str):
         raise ServiceError("bad_id", f'"id" must be a string, not {header["id"]!r}')
     parameters = _object(header, "parameters")
-    requested = _requested_outputs(header, parameters.get("binary_data_output", False) is True)
+    binary_default = parameters.get("binary_data_output", False) is True
+    requested = _requested_outputs(header, binary_default)
     inference = current_app.extensions["dataplane"].infer(
         _inference_request(tensor, _invert(parameters), name, version_parameter(version))
     )
@@ -102,10 +103,8 @@ def infer(name: str, version: str | None = None):
     if "id" in header:
         response["id"] = header["id"]
     response["outputs"], raw = [], []
-    for output_name, classes, binary in requested:
-        if output_name not in (None, predictor.output_name):  # None: no "outputs" asked, the default one
-            raise ServiceError("unknown_output", f"unknown output {output_name!r}: {predictor.output_name!r}")
-        tensor_json, data = _output(predictor, inference.probabilities, classes, binary)
+    for output_name, classes, binary in requested or [(name, None, binary_default) for name in OUTPUTS]:
+        tensor_json, data = _output(predictor, inference.outputs, output_name, classes, binary)
         response["outputs"].append(tensor_json)
         raw += [data] if data is not None else []
     body, headers = encode_response(response, raw)
@@ -162,31 +161,44 @@ def _json_object(body: bytes) -> dict:
 
 
 def _requested_outputs(header: dict, binary_default: bool) -> list[tuple[str, int | None, bool]]:
-    """Per output to send: (name, k for the classification extension or None, binary or not); checked up front."""
+    """Per output asked for: (name, k for the classification extension or None, binary or not), checked up front;
+    none asked for: an empty list (every output is sent, as Triton does)."""
     requested = header.get("outputs")
     if requested is None:
-        return [(None, None, binary_default)]
+        return []
     if not isinstance(requested, list) or not all(isinstance(o, dict) for o in requested):
         raise ServiceError("bad_outputs", '"outputs" must be a list of objects, each with a "name"')
     found = []
     for output in requested:
-        options = _object(output, "parameters")
+        name, options = output.get("name"), _object(output, "parameters")
+        if name not in OUTPUTS:
+            raise ServiceError("unknown_output", f"unknown output {name!r}: the model's are {', '.join(OUTPUTS)}")
         k = options.get("classification")
         if k is not None and (type(k) is not int or k < 1):
             raise ServiceError("bad_parameter", f'"classification" must be a positive integer, not {k!r}')
-        found.append((output.get("name"), k, options.get("binary_data", binary_default) is True))
+        if k is not None and name != OUTPUT_NAME:
+            raise ServiceError("bad_parameter", f'"classification" applies to {OUTPUT_NAME!r} only, not {name!r}')
+        found.append((name, k, options.get("binary_data", binary_default) is True))
     return found
 
 
-def _output(predictor: Predictor, probabilities: np.ndarray, k: int | None, binary: bool) -> tuple[dict, bytes | None]:
-    """The probabilities as they are, or with {"classification": k} the top k as BYTES "score:index:label"."""
+def _output(
+    predictor: Predictor, outputs: Outputs, name: str, k: int | None, binary: bool
+) -> tuple[dict, bytes | None]:
+    """One output tensor as it is, or with {"classification": k} the top k probabilities as BYTES
+    "score:index:label"."""
+    if name == NOVELTY:
+        return encode_output(name, "FP32", outputs.novelty, binary)
+    if name == IN_DISTRIBUTION:
+        return encode_output(name, "BOOL", outputs.in_distribution, binary)
+    probabilities = outputs.probabilities
     if k is None:
-        return encode_output(predictor.output_name, "FP32", probabilities, binary)
+        return encode_output(name, "FP32", probabilities, binary)
     top = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]  # (N, k) class ids, highest first
     # Triton's format: std::to_string(score) (printf "%f") ":" class id ":" label
     labels = predictor.labels
     rows = [[f"{float(row[i]):f}:{i}:{labels[i]}" for i in ids] for row, ids in zip(probabilities, top, strict=True)]
-    return encode_output(predictor.output_name, "BYTES", np.array(rows, dtype=object), binary)
+    return encode_output(name, "BYTES", np.array(rows, dtype=object), binary)
 
 
 @cache
