@@ -41,7 +41,7 @@ def predict():
         for prediction, pixels in zip(predictions, inference.inputs, strict=True):
             prediction["input_png"] = _png_data_url(pixels[0], predictor.target)
     model = {"name": predictor.name, "version": predictor.version, "repository_version": predictor.repository_version,
-             "novelty_threshold": predictor.novelty_threshold}  # fmt: skip
+             "novelty_threshold": float(f"{predictor.novelty_threshold:.6g}")}  # fmt: skip
     return versioned(jsonify(model=model, predictions=predictions), predictor)
 
 

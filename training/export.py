@@ -121,6 +121,10 @@ def export(
         manifest = _manifest(model_path, version, created, labels, summary, confusion, train_accuracy)
         manifest["model_repository"] = {"path": str(folder.relative_to(out_dir)), "version": repository_version}
         manifest["novelty"] = novelty.summary
+        # what serving compares recent predictions with to see drift (serving/metrics.py)
+        counts = np.bincount(train_split.labels.numpy(), minlength=len(labels))
+        manifest["data"] = {"train_images": int(counts.sum()), "train_class_counts": counts.tolist(),
+                            "test_images": len(test_split.labels)}  # fmt: skip
         (staging / "model.json").write_text(json.dumps(manifest, indent=2) + "\n")
         staged = repository.stage(staging, ARTIFACT_FILES, config, labels)
         published = repository.publish(staged, folder, repository_version)  # before the manifest names it
