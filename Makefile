@@ -7,6 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TRAIN_ARGS ?=
+TIME_SCALE ?= 1
 
 # Installs come from the lock files only: every version pinned, every file checked against its hash.
 $(STAMP): pyproject.toml requirements/dev.txt
@@ -40,6 +41,11 @@ lock: $(STAMP) ## update requirements/*.txt from pyproject.toml (newest versions
 train-export: $(STAMP) ## train (book's settings; TRAIN_ARGS="--recipe best" etc.), export and verify artifacts/
 	$(BIN)/python -m training $(TRAIN_ARGS)
 
+.PHONY: rollback
+rollback: $(STAMP) ## make model repository version VERSION=N current again (checked first; a running server reloads it)
+	@test -n "$(VERSION)" || { echo "make rollback: name the version: make rollback VERSION=N" >&2; exit 2; }
+	$(BIN)/python -m training.rollback $(VERSION)
+
 .PHONY: test
 test: $(STAMP) ## run the tests (what .ci/run calls)
 	$(BIN)/pytest
@@ -49,7 +55,7 @@ serve: $(STAMP) ## serve artifacts/ with Granian on 127.0.0.1:8000 (FASHION_SOFT
 	$(BIN)/python -m serving
 
 .PHONY: bench
-bench: bench-train bench-serve ## run every benchmark (reports in bench/results/)
+bench: bench-train bench-serve bench-versions ## run every benchmark (reports in bench/results/)
 
 .PHONY: bench-train
 bench-train: $(STAMP) ## our loop vs the book's DataLoader loop, 10 epochs, side by side
@@ -60,10 +66,20 @@ bench-serve: $(STAMP) ## load test (wrk) of the service and of the naive Flask+t
 	@test -f artifacts/model.json || $(MAKE) train-export
 	$(BIN)/python -m bench.bench_serve
 
-.PHONY: reliability
-reliability: $(STAMP) ## the server (2 workers) under fuzzing, load, 100k requests, a killed worker, slow clients
+.PHONY: bench-peers
+bench-peers: $(STAMP) ## ours beside MLServer, KServe, LitServe, BentoML, PyTriton on model.onnx (BENCH_PEERS_ARGS=--quick)
 	@test -f artifacts/model.json || $(MAKE) train-export
-	$(BIN)/python -m bench.reliability
+	$(BIN)/python -m bench.bench_peers $(BENCH_PEERS_ARGS)
+
+.PHONY: bench-versions
+bench-versions: $(STAMP) ## memory per extra model version a worker serves (FASHION_SOFTMAX_VERSION_POLICY)
+	@test -f artifacts/model.json || $(MAKE) train-export
+	$(BIN)/python -m bench.version_memory
+
+.PHONY: reliability
+reliability: $(STAMP) ## the server (2 workers) under fuzzing, load, 100k requests, a killed worker, slow clients (TIME_SCALE=0.5: half the time)
+	@test -f artifacts/model.json || $(MAKE) train-export
+	$(BIN)/python -m bench.reliability --time-scale $(TIME_SCALE)
 
 .PHONY: lint
 lint: $(STAMP) ## ruff, hadolint on the Dockerfiles, docker compose config
@@ -74,6 +90,8 @@ lint: $(STAMP) ## ruff, hadolint on the Dockerfiles, docker compose config
 
 COMPOSE_GPU := $(if $(GPU),COMPOSE_FILE=docker-compose.yml:docker/compose.gpu.yml)
 TOKENS_FILE := secrets/api/tokens
+# the token alone: what Prometheus (--profile monitoring) sends with each scrape
+PROMETHEUS_TOKEN := secrets/prometheus/token
 API_URL = https://localhost:$${API_PORT:-8000}
 
 .PHONY: certs
@@ -94,7 +112,12 @@ up: certs ## docker compose: train once, then serve on https://127.0.0.1:8000 wi
 	  echo "    curl --cacert secrets/tls/ca.crt -H \"Authorization: Bearer \$$FASHION_SOFTMAX_TOKEN\" $(API_URL)/metadata"; \
 	  echo "up: more tokens: make token NAME=...; revoke one: $(PYTHON) serving/tokens.py remove NAME"; \
 	fi
-	$(COMPOSE_GPU) docker compose up -d --build --wait
+	@if [ ! -s $(PROMETHEUS_TOKEN) ]; then \
+	  mkdir -p $(dir $(PROMETHEUS_TOKEN)) && $(PYTHON) serving/tokens.py remove prometheus --file $(TOKENS_FILE) 2>/dev/null; \
+	  $(PYTHON) serving/tokens.py add prometheus --file $(TOKENS_FILE) 2>/dev/null > $(PROMETHEUS_TOKEN) || exit 1; \
+	  chmod 0644 $(PROMETHEUS_TOKEN); \
+	fi
+	PROMETHEUS_API_TOKEN_FILE=$${PROMETHEUS_API_TOKEN_FILE:-$(PROMETHEUS_TOKEN)} $(COMPOSE_GPU) docker compose up -d --build --wait
 
 .PHONY: down
 down: ## docker compose: stop and remove the stack (volumes are kept; `docker compose down -v` drops them)

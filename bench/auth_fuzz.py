@@ -1,6 +1,6 @@
 """Fuzzing the Authorization header of a server started with tokens: random, malformed and truncated credentials.
 
-    result = run(server, requests=5000)   # server: bench.production_server.ProductionServer(with_token=True)
+    result = run(server, budget_s=30)   # server: harness.server.ProductionServer(with_token=True)
     result["not_401"], result["open_not_200"], result["server_5xx"]
 
 Every protected operation must answer 401 to each of them, the probes 200 (they ignore the header), and nothing
@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from urllib.parse import urlsplit
 
-from bench.server_probes import read_response
+from harness.probes import read_response
 
 B64TOKEN = string.ascii_letters + string.digits + "-._~+/"  # RFC 6750's token characters
 VALUE_BYTES = bytes([9, *range(0x20, 0x7F), *range(0x80, 0x100)])  # what a header value may hold (RFC 9110 5.5)
@@ -32,6 +32,8 @@ PROTECTED = (  # (method, path, body): one request for each kind of protected op
     ("GET", "/v2/models/fashion-softmax", b""),
     ("GET", "/v2/models/fashion-softmax/ready", b""),
     ("POST", "/v2/models/fashion-softmax/infer", b'{"inputs": []}'),
+    ("GET", "/v2/models/fashion-softmax/versions/1", b""),
+    ("POST", "/v2/repository/index", b"{}"),
 )
 PROBES = (("GET", "/health", b""), ("GET", "/v2/health/ready", b""))
 CONTROL = ("GET", "/metadata", b"")  # with the right token: 200
@@ -87,8 +89,12 @@ def request_bytes(method: str, path: str, body: bytes, values: list[bytes], host
             f"Content-Length: {len(body)}\r\n").encode() + headers + b"\r\n" + body  # fmt: skip
 
 
-def run(server, requests: int = 5000, limit_s: float = 240, connections: int = 4) -> dict:
-    """`requests` malformed headers (one in ten on a probe), spread over `connections` keep-alive sockets."""
+TARGET_REQUESTS = 5000
+
+
+def run(server, budget_s: float, target: int = TARGET_REQUESTS, connections: int = 4) -> dict:
+    """Malformed headers (one in ten on a probe), spread over `connections` keep-alive sockets, until `target` of
+    them are answered or the budget is spent: the figure reached is reported against the target."""
     token = server.auth["Authorization"].removeprefix("Bearer ")
     host, port = urlsplit(server.url).hostname, urlsplit(server.url).port
     before_5xx = server.requests_counted(status="5")
@@ -97,9 +103,9 @@ def run(server, requests: int = 5000, limit_s: float = 240, connections: int = 4
     controls: Counter = Counter()  # status of the requests with the right token
     kinds_sent, reconnects, sent = Counter(), 0, 0
     sockets = [socket.create_connection((host, port), timeout=10) for _ in range(connections)]
-    deadline = time.monotonic() + limit_s
+    deadline = time.monotonic() + budget_s
     try:
-        while statuses.total() < requests and time.monotonic() < deadline:  # malformed ones answered
+        while statuses.total() < target and time.monotonic() < deadline:  # malformed ones answered
             control = sent % 100 == 99
             values = [server.auth["Authorization"].encode()] if control else malformed(token, rng)
             if not control and is_valid(values, token):
@@ -136,7 +142,7 @@ def run(server, requests: int = 5000, limit_s: float = 240, connections: int = 4
     open_not_200 = {str(status): count for (protected, status), count in statuses.items()
                     if not protected and status != 200}  # fmt: skip
     return {
-        "planned": requests,
+        "target": target,
         "requests": statuses.total(),  # malformed ones
         "controls": sum(controls.values()),
         "controls_not_200": sum(count for status, count in controls.items() if status != 200),

@@ -3,72 +3,39 @@ and the naive baseline.
 
     python -m bench.bench_serve [--duration 10] [--connections 16] [--repeats 3]   (make bench-serve)
 
-The same Flask app runs under gunicorn sync workers (the baseline: the service before Granian), gunicorn
-gthread workers, Granian's WSGI interface with 32 threads per worker (bench/granian_wsgi.py) and Granian
-through serving/rsgi.py (`python -m serving`, the production server), 2 workers each, beside the
+The same Flask app runs under gunicorn sync workers (the baseline), gunicorn gthread workers, Granian's WSGI
+interface with 32 threads per worker (bench/granian_wsgi.py) and Granian through serving/rsgi.py
+(`python -m serving`, the production server), 2 workers each (harness/server.py starts them), beside the
 naive server (torch behind Flask's development server). wrk (Debian's package) drives each scenario for
 a fixed time, the repeats interleaved: single raw PNG posts and 64-image multipart batches on every
-server, the V2 protocol on Granian (bench/v2_bodies.py: JSON FP32 batch 1, binary FP32 batch 64, binary
+server, the V2 protocol on Granian (harness/v2_bodies.py: JSON FP32 batch 1, binary FP32 batch 64, binary
 image_bytes PNG batch 64), one multipart PNG on the naive server. Then each server is probed for
-keep-alive, an ordinary request beside 8 and beside 100 stalled clients, and a worker killed under load
-(bench/server_probes.py). Prints medians and the ratios, writes bench/results/serve.json, stops everything.
+keep-alive, ordinary requests beside 8 and beside 100 stalled clients, and a worker killed under load
+(harness/probes.py). Prints medians and the ratios, writes bench/results/serve.json, stops everything.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
+import contextlib
 import json
 import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import requests
-from PIL import Image
-
-from bench import server_probes, v2_bodies, wrk
-from bench.production_server import free_port
+from harness import ROOT, probes, v2_bodies, wrk
+from harness.images import multipart, png
+from harness.server import ProductionServer, server_command
 from training.data import load_fashion_mnist
 
-ROOT = Path(__file__).resolve().parents[1]
-BOUNDARY = "fashionsoftmaxbench"
-MULTIPART_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
 
-
-def png(pixels) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def multipart(images: list[bytes]) -> bytes:
-    parts = [
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="{i}.png"\r\n'
-        f"Content-Type: image/png\r\n\r\n".encode()
-        + data
-        + b"\r\n"
-        for i, data in enumerate(images)
-    ]
-    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
-
-
-def wait_ready(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} not up after {seconds} s")
+def multipart_pngs(images: list[bytes]) -> tuple[bytes, str]:
+    """PNG files under the field "image", as a browser or curl sends them: (body, Content-Type)."""
+    return multipart([("image", f"{i}.png", data) for i, data in enumerate(images)], part_type="image/png")
 
 
 def median_of(runs: list[dict]) -> dict:
@@ -76,38 +43,35 @@ def median_of(runs: list[dict]) -> dict:
     return {key: statistics.median(run[key] for run in runs) for key in numbers} | {"runs": runs}
 
 
-# The WSGI servers compared, each around the same app with 2 workers: name -> (command, extra environment).
+# The WSGI servers compared, each around the same app with 2 workers: name -> (command, FASHION_SOFTMAX_* settings).
 GUNICORN = [str(Path(sys.executable).with_name("gunicorn")), "-c", "bench/gunicorn_baseline.conf.py"]
 SERVERS = {
-    "gunicorn_sync": (GUNICORN, {"FASHION_SOFTMAX_THREADS": "1"}),  # the baseline: the service before Granian
-    "gunicorn_gthread": (GUNICORN, {"FASHION_SOFTMAX_THREADS": "8"}),
-    # Granian's WSGI interface, 32 threads per worker reading bodies: the production server before serving/rsgi.py
-    "granian_wsgi": ([sys.executable, "-m", "bench.granian_wsgi"], {}),
-    "granian": ([sys.executable, "-m", "serving"], {}),  # the production server (serving/server.py: RSGI)
+    "gunicorn_sync": (GUNICORN, {"threads": 1}),  # the baseline
+    "gunicorn_gthread": (GUNICORN, {"threads": 8}),
+    "granian_wsgi": ([sys.executable, "-m", "bench.granian_wsgi"], {}),  # 32 threads per worker reading bodies
+    "granian": (server_command(), {}),  # the production server (serving/server.py: RSGI)
 }
 
 
-def start(command: list[str], port: int, model_dir: Path, extra: dict) -> subprocess.Popen:
-    env = {**os.environ, "FASHION_SOFTMAX_HOST": "127.0.0.1", "FASHION_SOFTMAX_PORT": str(port),
-           "FASHION_SOFTMAX_MODEL_DIR": str(model_dir), "FASHION_SOFTMAX_WORKERS": "2",
-           "FASHION_SOFTMAX_MODEL_RELOAD_INTERVAL": "2", **extra}  # fmt: skip
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def beside_stalled_ms(url: str, body: bytes, stalled: int) -> float | None:
+    """Median ms of ordinary requests for 2 s beside `stalled` clients that sent headers and no body; None if
+    none was answered within 5 s (the server is frozen)."""
+    found = probes.slow_clients_while_timing(url, body, stalled, seconds=2, byte_every_s=None)
+    return round(found["p50_ms"], 1) if found["answered"] else None
 
 
-def probe(name: str, port: int, process: subprocess.Popen, single: Path, single_png: bytes) -> dict:
-    """Keep-alive, an ordinary request beside stalled clients, a worker killed under wrk (bench/server_probes.py)."""
-    stalled = server_probes.beside_stalled_clients(port, single_png)
-    crowd = server_probes.beside_stalled_clients(port, single_png, stalled=100)  # more than 2 x 32 threads
-    command = wrk.command(f"http://127.0.0.1:{port}/predict", single, "image/png", 16, 6)
-    death = server_probes.worker_death(process.pid, command)
-    killed = wrk.parse(death["output"])
+def probe(name: str, server: ProductionServer, single: Path, single_png: bytes) -> dict:
+    """Keep-alive, ordinary requests beside stalled clients, a worker killed under wrk (harness/probes.py)."""
+    keep_alive = probes.keeps_alive(server.url, single_png)
+    stalled = beside_stalled_ms(server.url, single_png, 8)
+    crowd = beside_stalled_ms(server.url, single_png, 100)  # more than 2 x 32 threads
+    death = probes.worker_killed_under_load(server, single, "image/png", 16, seconds=6, kill_after_s=2)
     found = {
-        "keep_alive": server_probes.keeps_alive(port, single_png),
-        "beside_8_stalled_clients_ms": None if stalled is None else round(stalled * 1000, 1),
-        "beside_100_stalled_clients_ms": None if crowd is None else round(crowd * 1000, 1),
-        "worker_killed_failed_requests": killed["errors"],
-        "worker_killed_requests": killed["requests"],
+        "keep_alive": keep_alive,
+        "beside_8_stalled_clients_ms": stalled,
+        "beside_100_stalled_clients_ms": crowd,
+        "worker_killed_failed_requests": death["wrk"]["errors"],
+        "worker_killed_requests": death["wrk"]["requests"],
         "worker_replaced": death["replaced"],
     }
     print(f"{name}: {found}", flush=True)
@@ -134,52 +98,45 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     bodies = {
         "single_raw_png": (images[0], "image/png", {}, 1),
-        "batch64_multipart": (multipart(images), MULTIPART_TYPE, {}, 64),
+        "batch64_multipart": (*multipart_pngs(images), {}, 64),
     }
     v2 = {
         "v2_json_fp32_batch1": v2_bodies.json_fp32(pixels[:1]),
         "v2_binary_fp32_batch64": v2_bodies.binary_fp32(pixels),
         "v2_image_bytes_png_batch64": v2_bodies.binary_image_bytes(images),
     }
-    ports = {name: free_port() for name in [*SERVERS, "naive"]}
-    processes = {name: start(command, ports[name], args.model_dir, extra) for name, (command, extra) in SERVERS.items()}
-    processes["naive"] = subprocess.Popen(
-        [sys.executable, "-m", "bench.naive_server", str(args.model_dir), str(ports["naive"])],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    scenarios = {}  # name -> (url, body file, content type, images per request, extra headers)
-    for server in SERVERS:
+    servers = {name: ProductionServer(args.model_dir, work / f"{name}.log", command=command, **settings)
+               for name, (command, settings) in SERVERS.items()}  # fmt: skip
+    # one process, no /ready: any answer says it listens
+    servers["naive"] = ProductionServer(args.model_dir, work / "naive.log", workers=0, ready_path=None,
+                                        command=[sys.executable, "-m", "bench.naive_server"])  # fmt: skip
+    scenarios = {}  # name -> (url, body, content type, images per request, extra headers)
+    for name in SERVERS:
         for kind, (body, content_type, headers, per_request) in bodies.items():
-            scenarios[f"{server}_{kind}"] = (f"http://127.0.0.1:{ports[server]}/predict", body, content_type,
-                                             per_request, headers)  # fmt: skip
+            scenarios[f"{name}_{kind}"] = (f"{servers[name].url}/predict", body, content_type, per_request, headers)
     for name, (body, content_type, headers, per_request) in v2.items():
-        scenarios[f"granian_{name}"] = (f"http://127.0.0.1:{ports['granian']}{v2_bodies.INFER}", body,
-                                        content_type, per_request, headers)  # fmt: skip
-    scenarios["naive_single_multipart_png"] = (f"http://127.0.0.1:{ports['naive']}/predict",
-                                               multipart(images[:1]), MULTIPART_TYPE, 1, {})  # fmt: skip
+        scenarios[f"granian_{name}"] = (f"{servers['granian'].url}{v2_bodies.INFER}", body, content_type,
+                                        per_request, headers)  # fmt: skip
+    scenarios["naive_single_multipart_png"] = (f"{servers['naive'].url}/predict", *multipart_pngs(images[:1]), 1, {})
     files = {name: work / f"{name}.bin" for name in scenarios}
     for name, scenario in scenarios.items():
         files[name].write_bytes(scenario[1])
     results: dict[str, list[dict]] = {name: [] for name in scenarios}
     behaviour = {}
     try:
-        for name, process in processes.items():
-            wait_ready(f"http://127.0.0.1:{ports[name]}/" + ("ready" if name != "naive" else ""), process)
-        for name, (url, _, content_type, per_request, headers) in scenarios.items():  # warm-up, not measured
-            wrk.post_for(url, files[name], content_type, args.connections, 2, headers, per_request)
-        for repeat in range(args.repeats):  # interleaved: a slow moment of the machine hits every scenario
-            for name, (url, _, content_type, per_request, headers) in scenarios.items():
-                results[name].append(
-                    wrk.post_for(url, files[name], content_type, args.connections, args.duration, headers, per_request)
-                )
-                print(f"run {repeat + 1}/{args.repeats} {name}: {results[name][-1]}", flush=True)
-        for name in SERVERS:
-            behaviour[name] = probe(name, ports[name], processes[name], files[f"{name}_single_raw_png"], images[0])
+        with contextlib.ExitStack() as running:
+            for server in servers.values():
+                running.enter_context(server)
+            for name, (url, _, content_type, per_request, headers) in scenarios.items():  # warm-up, not measured
+                wrk.post_for(url, files[name], content_type, args.connections, 2, headers, per_request)
+            for repeat in range(args.repeats):  # interleaved: a slow moment of the machine hits every scenario
+                for name, (url, _, content_type, per_request, headers) in scenarios.items():
+                    results[name].append(wrk.post_for(url, files[name], content_type, args.connections,
+                                                      args.duration, headers, per_request))  # fmt: skip
+                    print(f"run {repeat + 1}/{args.repeats} {name}: {results[name][-1]}", flush=True)
+            for name in SERVERS:
+                behaviour[name] = probe(name, servers[name], files[f"{name}_single_raw_png"], images[0])
     finally:
-        for process in processes.values():
-            process.terminate()
-        for process in processes.values():
-            process.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
 
     summary = {name: median_of(runs) for name, runs in results.items()}
@@ -194,19 +151,19 @@ def main() -> None:
         "scenarios": summary,
         "servers": behaviour,
         "ratios": {
-            # issue 10: >= 2.0 (p99 no worse than the baseline's) and >= 1.3
+            # the production server over the baseline: > 1 more requests (images) per second; p99 <= 1 no worse
             "granian_vs_gunicorn_sync_single_png_requests": ratio(
                 "granian_single_raw_png", "gunicorn_sync_single_raw_png", "requests_per_second"),
-            "granian_vs_gunicorn_sync_single_png_p99": ratio(  # <= 1.0: p99 no worse
+            "granian_vs_gunicorn_sync_single_png_p99": ratio(
                 "granian_single_raw_png", "gunicorn_sync_single_raw_png", "p99_ms"),
             "granian_vs_gunicorn_sync_batch64_images": ratio(
                 "granian_batch64_multipart", "gunicorn_sync_batch64_multipart", "images_per_second"),
-            # the same two for Granian's WSGI interface (32 threads per worker), the production server before
+            # the same two for Granian's WSGI interface (32 threads per worker)
             "granian_wsgi_vs_gunicorn_sync_single_png_requests": ratio(
                 "granian_wsgi_single_raw_png", "gunicorn_sync_single_raw_png", "requests_per_second"),
             "granian_wsgi_vs_gunicorn_sync_single_png_p99": ratio(
                 "granian_wsgi_single_raw_png", "gunicorn_sync_single_raw_png", "p99_ms"),
-            # issue 7: >= 2 and >= 0.75
+            # the V2 protocol's binary tensors over multipart PNGs, its JSON over a raw PNG
             "v2_binary64_vs_multipart64_images": ratio(
                 "granian_v2_binary_fp32_batch64", "granian_batch64_multipart", "images_per_second"),
             "v2_json1_vs_single_png_requests": ratio(

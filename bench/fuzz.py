@@ -1,12 +1,18 @@
-"""Fuzzing the live server with schemathesis, driven by the OpenAPI document it serves at /openapi.json.
+"""Fuzzing the live server with schemathesis, driven by the OpenAPI document it serves at /openapi.json, within
+a time budget.
 
-    result = run(server, work_dir)  # result["requests"], result["failures"], result["server_5xx"]
+    result = run(server, work_dir, budget_s=150)   # result["requests"], result["failures"], result["server_5xx"]
 
-Every operation, in schemathesis' "all" mode: valid requests and requests that break the schema
-(wrong types, missing or extra fields, bodies that are not what the content type says), each with the
-server's token; schemathesis' ignored_auth check sends each protected operation again without it and with
-a wrong one, and expects a refusal. The requests sent are counted by the server itself (its Prometheus
-counter, before and after).
+Every operation, in schemathesis' "all" mode: valid requests and requests that break the schema (wrong types,
+missing or extra fields, bodies that are not what the content type says), each with the server's token;
+schemathesis' ignored_auth check sends each protected operation again without it and with a wrong one, and
+expects a refusal. The GET and the POST operations run
+as two schemathesis processes side by side, each given the budget (less what it needs to start and to write
+its report) as its `--max-time`: it runs the document's examples and the coverage phase, then generates new
+cases until that time is spent. So the requests sent follow from the machine's speed: the target is a figure
+to reach, not a count to wait for. A process still running GRACE_S after the end of the budget (a machine so
+slow that starting took far longer) is stopped; it leaves no report, and that is counted, never read. The
+requests are counted by the server itself (its Prometheus counter).
 """
 
 from __future__ import annotations
@@ -17,12 +23,12 @@ import sys
 import time
 from pathlib import Path
 
-from bench.production_server import ProductionServer
+from harness.server import ProductionServer
 
-# Schemathesis sends ~70-100 cases/s per core here; the GET and POST operations run as two processes, side by
-# side, with these cases per operation and phase: about 8,000 GET requests (4 operations with path parameters)
-# and 3,600 POST (their schemas run out of new cases sooner).
-MAX_EXAMPLES = {"GET": 2000, "POST": 1000}
+TARGET_REQUESTS = 10_000
+METHODS = ("GET", "POST")
+STARTUP_S = 10  # of the budget, left to each schemathesis process to start (imports, reading the document)
+GRACE_S = 30  # past the budget, before a process that has not finished is stopped
 CHECKS = [
     "not_a_server_error",  # no 5xx
     "status_code_conformance",  # the status is one the document lists for the operation
@@ -41,57 +47,76 @@ CHECKS = [
 # are created and deleted: the service has none); object_level_authorization (tokens are not per object).
 
 
-def run(server: ProductionServer, work: Path, scale: float = 1.0, limit_s: float = 240) -> dict:
-    """scale multiplies MAX_EXAMPLES (a quick run: 0.1)."""
+def command(server: ProductionServer, method: str, seconds: int, report: Path) -> list[str]:
+    return [
+        str(Path(sys.executable).with_name("schemathesis")), "run", f"{server.url}/openapi.json",
+        "--include-method", method, "--checks", ",".join(CHECKS), "--mode", "all",
+        "--phases", "examples,coverage,fuzzing", "--max-time", str(seconds), "--workers", "1",
+        "--request-timeout", "10", "--seed", "0", "--generation-database", "none", "--max-failures", "100",
+        "--no-color", "--report", "json", "--report-json-path", str(report),
+        *[option for name, value in server.auth.items() for option in ("--header", f"{name}: {value}")],
+    ]  # fmt: skip
+
+
+def read_report(path: Path) -> dict | None:
+    """schemathesis' JSON report, or None when there is none to read (a process stopped before writing it)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def run(server: ProductionServer, work: Path, budget_s: float, target: int = TARGET_REQUESTS) -> dict:
+    started = time.monotonic()
+    deadline = started + budget_s + GRACE_S
     pids = server.worker_pids()
     before, before_5xx = server.requests_counted(), server.requests_counted(status="5")
+    fuzz_s = int(budget_s - STARTUP_S)
+    processes = {}
+    for method in METHODS if fuzz_s >= 1 else ():  # less time than a start needs: nothing is sent
+        report, log = work / f"schemathesis-{method}.json", work / f"schemathesis-{method}.log"
+        report.unlink(missing_ok=True)
+        argv = command(server, method, fuzz_s, report)
+        with open(log, "wb") as output:
+            processes[method] = (argv, report, log, subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT))
     runs = {}
-    for method, examples in MAX_EXAMPLES.items():
-        report = work / f"schemathesis-{method}.json"
-        command = [
-            str(Path(sys.executable).with_name("schemathesis")), "run", f"{server.url}/openapi.json",
-            "--include-method", method, "--checks", ",".join(CHECKS), "--mode", "all",
-            "--phases", "examples,coverage,fuzzing", "--max-examples", str(max(1, round(examples * scale))),
-            "--workers", "1", "--request-timeout", "10", "--seed", "0", "--generation-database", "none",
-            "--max-failures", "100", "--no-color", "--report", "json", "--report-json-path", str(report),
-            *[option for name, value in server.auth.items() for option in ("--header", f"{name}: {value}")],
-        ]  # fmt: skip
-        log = open(work / f"schemathesis-{method}.log", "w+")  # noqa: SIM115 (closed below)
-        runs[method] = (command, report, log, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
-    deadline = time.monotonic() + limit_s
-    results = {}
-    for method, (command, report, log, process) in runs.items():
+    for method, (argv, report, log, process) in processes.items():
         try:
-            process.wait(timeout=max(1, deadline - time.monotonic()))
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
-        log.seek(0)
-        summary = json.loads(report.read_text()) if report.exists() else {}
-        failures = summary.get("failures", [])
-        results[method] = {
-            "command": " ".join(command[1:]),
+        summary = read_report(report)
+        runs[method] = {
+            "command": " ".join(argv[1:]),
             "exit_code": process.returncode,
-            "output_tail": log.read()[-3000:],
-            "test_cases": summary.get("test_cases"),
-            "operations": summary.get("operations"),
-            "failures": failures if summary else None,  # None: no report came (killed at the time limit)
-            "errors": summary.get("errors"),
+            "report": summary is not None,
+            "stop_reason": (summary or {}).get("stop_reason"),
+            "test_cases": (summary or {}).get("test_cases"),
+            "failures": (summary or {}).get("failures", []),
+            "errors": (summary or {}).get("errors", []),
+            "output_tail": log.read_text(errors="replace")[-3000:],
         }
-        log.close()
-    # the server counts a scrape after answering it: `before` is in this count, nothing else of ours is
-    sent = server.requests_counted() - before - 1
-    failures = [failure for run in results.values() for failure in (run["failures"] or [])]
-    no_report = sum(run["failures"] is None for run in results.values())
+    # the server counts a scrape after answering it: the two that read `before` and `before_5xx` are in this count
+    sent = server.requests_counted() - before - 2
+    failures = [failure for run in runs.values() for failure in run["failures"]]
     result = {
+        "budget_s": budget_s,
+        "max_time_s": max(0, fuzz_s),
+        "seconds": round(time.monotonic() - started, 1),
+        "target": target,
         "requests": sent,
-        "test_cases": sum((run["test_cases"] or {}).get("generated", 0) for run in results.values()),
+        "test_cases": sum((run["test_cases"] or {}).get("generated", 0) for run in runs.values()),
         "server_5xx": server.requests_counted(status="5") - before_5xx,
-        "failures": sum(failure.get("count", 1) for failure in failures) + 1000 * no_report,
-        "failed_checks": [f"{failure['title']} ({failure['code']}): {failure['operations']}" for failure in failures],
-        "tool_errors": sum(len(run["errors"] or []) for run in results.values()),
+        "failures": sum(failure.get("count", 1) for failure in failures),
+        "failed_checks": [
+            f"{failure.get('title')} ({failure.get('code')}): {failure.get('operations')}" for failure in failures
+        ],
+        "runs_reported": sum(run["report"] for run in runs.values()),
+        "runs": len(runs),
+        "tool_errors": sum(len(run["errors"]) for run in runs.values()),
         "worker_deaths": len(set(pids) - set(server.worker_pids())) + (0 if server.alive() else len(pids)),
-        "runs": results,
+        "by_method": runs,
     }
     # schemathesis repeats headers in its commands and reproduction hints: the report keeps no token
     return json.loads(json.dumps(result).replace(server.auth.get("Authorization", "\0"), "Bearer <token>"))

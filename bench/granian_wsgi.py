@@ -1,5 +1,5 @@
-"""The production server as it was before serving/rsgi.py, for `make bench-serve` to compare: Granian's WSGI
-interface, where the app reads its body from one of 32 blocking threads per worker.
+"""Granian's WSGI interface around the same app, for `make bench-serve` to compare with the production server's
+RSGI front (serving/rsgi.py): here the app reads its body from one of 32 blocking threads per worker.
 
     python -m bench.granian_wsgi   (same settings and environment as `python -m serving` otherwise)
 """

@@ -1,4 +1,4 @@
-"""gunicorn settings of the service before Granian: the baseline of `make bench-serve` (bench/bench_serve.py).
+"""gunicorn settings for the same app: the baseline of `make bench-serve` (bench/bench_serve.py).
 
     gunicorn -c bench/gunicorn_baseline.conf.py
 Settings from the environment: FASHION_SOFTMAX_HOST (127.0.0.1), _PORT (8000), _WORKERS (2), _THREADS (1: sync
@@ -6,16 +6,12 @@ workers; more: gthread workers), _MODEL_DIR (artifacts); PROMETHEUS_MULTIPROC_DI
 """
 
 import os
-import sys
-import tempfile
-from pathlib import Path
 
 host = os.environ.get("FASHION_SOFTMAX_HOST", "127.0.0.1")
 port = os.environ.get("FASHION_SOFTMAX_PORT", "8000")
 bind = [f"{host}:{port}"]
 workers = int(os.environ.get("FASHION_SOFTMAX_WORKERS", "2"))
-# 1: sync workers, the fastest here (bench/bench_serve.py); > 1: gthread workers with keep-alive,
-# for slow clients when no buffering proxy stands in front
+# 1: sync workers; > 1: gthread workers with keep-alive, for slow clients when no buffering proxy stands in front
 threads = int(os.environ.get("FASHION_SOFTMAX_THREADS", "1"))
 worker_class = "gthread" if threads > 1 else "sync"
 keepalive = 5
@@ -26,24 +22,14 @@ accesslog = os.environ.get("FASHION_SOFTMAX_ACCESS_LOG") or None  # "-" logs eve
 wsgi_app = "serving:create_app()"
 control_socket_disable = True  # gunicorn >= 27 would otherwise open a socket under $HOME
 
-# Each worker writes its Prometheus samples here; /metrics sums them (serving/metrics.py).
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="fashion-softmax-metrics-"))
-
 
 def on_starting(server):
-    """Fail fast, in one line, if there is no usable model; clear samples of an earlier run."""
-    from serving.model import ModelLoadError, Predictor
+    """As `python -m serving` starts: one line and exit if there is no usable model; a fresh metrics folder
+    (PROMETHEUS_MULTIPROC_DIR) where every worker writes its samples and /metrics sums them."""
+    from serving.server import check_model, prepare_metrics_dir
 
-    metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
-    metrics_dir.mkdir(parents=True, exist_ok=True)  # /tmp may be a fresh tmpfs (read-only containers)
-    for stale in metrics_dir.glob("*.db"):
-        stale.unlink()
-    model_dir = os.environ.get("FASHION_SOFTMAX_MODEL_DIR", "artifacts")
-    try:
-        Predictor.load(model_dir)
-    except ModelLoadError as error:
-        print(f"fashion-softmax: cannot start: {error}", file=sys.stderr, flush=True)
-        sys.exit(1)
+    check_model(os.environ.get("FASHION_SOFTMAX_MODEL_DIR", "artifacts"))
+    prepare_metrics_dir()
 
 
 def child_exit(server, worker):

@@ -1,12 +1,12 @@
 """The naive baseline: the book's model in torch behind Flask's development server.
 
-    python -m bench.naive_server ARTIFACTS_DIR PORT
+    FASHION_SOFTMAX_MODEL_DIR=artifacts FASHION_SOFTMAX_PORT=8001 python -m bench.naive_server
 
 Written the way a student first does it: one multipart image per request, PIL and
 torch on every call, `app.run(threaded=True)`. Used only by bench/bench_serve.py.
 """
 
-import sys
+import os
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from PIL import Image
 
 LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
-weights = np.load(f"{sys.argv[1]}/weights.npz")
+weights = np.load(f"{os.environ.get('FASHION_SOFTMAX_MODEL_DIR', 'artifacts')}/weights.npz")
 W = torch.tensor(weights["W"])
 b = torch.tensor(weights["b"])
 app = Flask(__name__)
@@ -40,4 +40,4 @@ def predict():
 
 
 if __name__ == "__main__":
-    app.run(host="127.0.0.1", port=int(sys.argv[2]), threaded=True)
+    app.run(host="127.0.0.1", port=int(os.environ.get("FASHION_SOFTMAX_PORT", "8001")), threaded=True)

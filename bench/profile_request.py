@@ -27,13 +27,7 @@ import orjson
 from PIL import Image
 from werkzeug.test import EnvironBuilder
 
-
-def png_of_a_garment() -> bytes:
-    pixels = np.zeros((28, 28), dtype=np.uint8)
-    pixels[4:24, 8:20] = 180  # light on black: Fashion-MNIST's convention, no inversion needed
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
+from harness.images import GARMENTS, png
 
 
 def floor_app(model_dir: str):
@@ -95,7 +89,7 @@ def main() -> None:
     token = tokens.add(token_file, "profile")
     secured = create_app({"MODEL_DIR": args.model_dir, "MODEL_RELOAD_INTERVAL": 0, "TOKENS_FILE": str(token_file)})
     environ = EnvironBuilder(
-        path="/predict", method="POST", data=png_of_a_garment(), content_type="image/png"
+        path="/predict", method="POST", data=png(GARMENTS[3]), content_type="image/png"
     ).get_environ()
     environ["wsgi.input_terminated"] = True  # as the production server gives it (serving/rsgi.py)
     body = environ["wsgi.input"].getvalue()

@@ -1,6 +1,6 @@
 """Who may reach the running compose stack, and how: TLS at the proxy, tokens through it, and what the images hold.
 
-    python docker/check_access.py https://127.0.0.1:PORT TOKENS_FILE    (make compose-test; docker/stack_client.py)
+    python docker/check_access.py https://127.0.0.1:PORT TOKENS_FILE    (make compose-test; harness/stack_client.py)
 
 1. TLS: the certificate verifies against the development CA (strictly); TLS 1.3 and 1.2 are accepted, 1.1 and 1.0
    refused by the server, and so is a cipher without forward secrecy; HSTS on https answers (not for localhost);
@@ -31,14 +31,14 @@ from urllib.parse import urlsplit
 import gevent.ssl
 import numpy as np
 import requests
-import stack_client
 import tritonclient.http as triton
-from check_resilience import check, compose, docker
 from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from tritonclient.utils import InferenceServerException
 
+from harness import stack_client
+from harness.compose import check, compose, docker
 from serving import tokens
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """What TLS costs at the proxy, and its limits per client, measured on the running compose stack (make compose-test).
 
-    python docker/check_limits.py https://127.0.0.1:PORT PLAIN_PORT TOKENS_FILE    (docker/stack_client.py's variables)
+    python docker/check_limits.py https://127.0.0.1:PORT PLAIN_PORT TOKENS_FILE    (harness/stack_client.py's variables)
 
 1. Requests/s of single-PNG /predict through the proxy with TLS and through its plain listener (published for
    this run only), wrk with keep-alive, interleaved, medians (target: TLS keeps >= 80%).
@@ -25,11 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import stack_client
 from check_access import no_token_in_logs
-from check_resilience import check, compose, png_of_a_garment
 
-from bench import wrk
+from harness import stack_client, wrk
+from harness.compose import check, compose
+from harness.images import GARMENTS, png
 from serving import tokens
 
 RATE, BURST, TIMES_OVER = 20, 20, 10  # the limit of the test (requests/s, burst) and client A's offer: 10x it
@@ -40,7 +40,7 @@ SECONDS = 15  # each phase
 def tls_against_plain(url: str, plain_port: int, rounds: int = 3, seconds: int = 5) -> None:
     with tempfile.TemporaryDirectory() as folder:
         body = Path(folder) / "garment.png"
-        body.write_bytes(png_of_a_garment())
+        body.write_bytes(png(GARMENTS[3]))
         plain = f"http://127.0.0.1:{plain_port}/predict"
         rates = {"tls": [], "plain": []}
         for _ in range(rounds):
@@ -109,7 +109,7 @@ def limits(url: str, token_file: Path) -> list[str]:
     compose("up", "-d", "--wait", "--no-deps", "proxy", env={"API_RATE_LIMIT": str(RATE), "API_RATE_BURST": str(BURST)})
     check(f"per client {RATE} requests/s (burst {BURST})" in compose("logs", "proxy"),
           f"the proxy restarted with a limit of {RATE} requests/s per client, burst {BURST}")  # fmt: skip
-    body, predict = png_of_a_garment(), f"{url}/predict"
+    body, predict = png(GARMENTS[3]), f"{url}/predict"
     deadline = time.monotonic() + 15
     while stack_client.session(a).post(predict, data=body, timeout=10).status_code != 200:  # read by every worker
         check(time.monotonic() < deadline, "client A's new token is accepted")

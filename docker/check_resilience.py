@@ -1,7 +1,5 @@
 """Check the running compose stack's proxy and its behaviour under faults: `make compose-test` calls it.
 
-    python docker/check_resilience.py https://127.0.0.1:PORT    (with docker/stack_client.py's variables)
-
 0. The proxy: X-Request-ID generated or passed on, returned, and logged by the app; its own 413 is
    JSON in the app's formats (native and /v2).
 1. 50 clients send headers and stall for 20 s: ordinary requests are not delayed (p99 < 100 ms).
@@ -12,49 +10,28 @@
 4. `TRAIN_SEED=1 docker compose run --rm train` under load: the new model is served by every
    replica within 10 s of publication, with zero failed requests.
 Uses the COMPOSE_* variables of the caller. Exits non-zero on the first failure.
+
+    PYTHONPATH=. python docker/check_resilience.py https://127.0.0.1:PORT   (harness/stack_client.py's variables)
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 from collections import Counter
-from contextlib import ExitStack
-from urllib.parse import urlsplit
 
-import numpy as np
-from PIL import Image
-from stack_client import auth, session, tls_connection
-
-from bench.loadgen import Load
+from harness.compose import check, compose, docker
+from harness.images import GARMENTS, png
+from harness.loadgen import Load
+from harness.probes import slow_clients_while_timing
+from harness.stack_client import auth, session
 
 STALLED = 50
 STALL_SECONDS = 20
 MAX_FAILED_FRACTION = 0.001
-
-
-def check(condition: bool, message: str) -> None:
-    if not condition:
-        sys.exit(f"compose-test: FAILED: {message}")
-    print(f"compose-test: ok: {message}", flush=True)
-
-
-def compose(*args: str, env: dict | None = None) -> str:
-    """docker compose's output; a failure ends the check with what compose said."""
-    finished = subprocess.run(["docker", "compose", *args], capture_output=True, text=True, timeout=600,
-                              env={**os.environ, **(env or {})})  # fmt: skip
-    if finished.returncode != 0:
-        sys.exit(f"compose-test: FAILED: docker compose {' '.join(args)}: {finished.stderr.strip()[-3000:]}")
-    return finished.stdout.strip()
-
-
-def docker(*args: str) -> str:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True, timeout=60).stdout.strip()
 
 
 def api_replicas() -> list[str]:
@@ -73,16 +50,11 @@ def wait_healthy(container: str, seconds: float = 90) -> float:
     sys.exit(f"compose-test: FAILED: {container[:12]} not healthy again after {seconds} s")
 
 
-def png_of_a_garment() -> bytes:
-    pixels = np.zeros((28, 28), dtype=np.uint8)
-    pixels[6:22, 8:20] = 200  # a light block on black, a Fashion-MNIST-like input
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
+GARMENT = png(GARMENTS[3])  # a Fashion-MNIST-like input: light on black
 
 
 def load_on(url: str) -> Load:
-    return Load(f"{url}/predict", png_of_a_garment(), "image/png", clients=4, limit_s=300, headers=auth())
+    return Load(f"{url}/predict", GARMENT, "image/png", clients=4, limit_s=300, headers=auth())
 
 
 def report_failures(load: Load, what: str) -> None:
@@ -98,7 +70,7 @@ def proxy_behaviour(url: str) -> None:
     generated = session().get(f"{url}/health", timeout=5).headers.get("X-Request-ID", "")
     check(len(generated) == 32, f"the proxy generates an X-Request-ID when there is none ({generated})")
     request_id = f"compose-test-{time.time_ns()}"
-    response = session().post(f"{url}/predict", data=png_of_a_garment(), headers={"Content-Type": "image/png",
+    response = session().post(f"{url}/predict", data=GARMENT, headers={"Content-Type": "image/png",
                              "X-Request-ID": request_id}, timeout=10)  # fmt: skip
     check(response.headers.get("X-Request-ID") == request_id, "a client's X-Request-ID comes back")
     time.sleep(0.5)
@@ -112,25 +84,13 @@ def proxy_behaviour(url: str) -> None:
 
 
 def stalled_clients(url: str) -> None:
-    host, port = urlsplit(url).hostname, urlsplit(url).port
-    with ExitStack() as stack:
-        for _ in range(STALLED):
-            connection = stack.enter_context(tls_connection(host, port))
-            # complete headers announcing a body that never comes
-            connection.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-                               b"Content-Length: 100000\r\n\r\n")  # fmt: skip
-        latencies, body, client = [], png_of_a_garment(), session()
-        deadline = time.monotonic() + STALL_SECONDS
-        while time.monotonic() < deadline:
-            started = time.monotonic()
-            response = client.post(f"{url}/predict", data=body, headers={"Content-Type": "image/png"}, timeout=10)
-            latencies.append(time.monotonic() - started)
-            if response.status_code != 200:
-                sys.exit(f"compose-test: FAILED: status {response.status_code} beside stalled clients")
-            time.sleep(0.01)
-    p99 = statistics.quantiles(latencies, n=100)[98] * 1000
-    check(p99 < 100, f"{STALLED} stalled clients for {STALL_SECONDS} s: {len(latencies)} ordinary requests, "
-                     f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {p99:.1f} ms (< 100 ms)")  # fmt: skip
+    found = slow_clients_while_timing(
+        url, GARMENT, STALLED, STALL_SECONDS, byte_every_s=None, timeout_s=10, headers=auth()
+    )
+    answered, sent = found["answered"], found["timed_requests"]
+    check(sent > 0 and answered == sent, f"{STALLED} stalled clients for {STALL_SECONDS} s: {answered} of {sent} "
+                                         f"ordinary requests answered {found['failures'] or ''}")  # fmt: skip
+    check(found["p99_ms"] < 100, f"beside them: p50 {found['p50_ms']:.1f} ms, p99 {found['p99_ms']:.1f} ms (< 100 ms)")
 
 
 def crashed_replica(url: str) -> None:

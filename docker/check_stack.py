@@ -1,6 +1,7 @@
 """Check a running compose stack from outside, as a user would: `make compose-test` calls it.
 
-    python docker/check_stack.py https://127.0.0.1:8000 MODEL_ONNX_COPY    (with docker/stack_client.py's variables)
+    PYTHONPATH=. python docker/check_stack.py https://127.0.0.1:8000 FOLDER_WITH_A_COPY_OF_MODEL_ONNX
+    (with harness/stack_client.py's variables: the CA and the token)
 
 Posts real Fashion-MNIST test images to the published port and checks the
 predictions (accuracy, and agreement with the deployed model.onnx run locally),
@@ -10,38 +11,21 @@ then bad input (4xx JSON), the page at / and /docs, /ready, and /metrics summed 
 
 from __future__ import annotations
 
-import io
-import subprocess
 import sys
 
 import numpy as np
-import onnxruntime
-import stack_client
-from PIL import Image
 
+from harness import stack_client
+from harness.compose import check, compose
+from harness.images import png
+from harness.reference import answered_probabilities, model_probabilities
 from training.data import load_fashion_mnist
 
 IMAGES = 200  # real test images sent, in batches
 BATCH = 50
 
 
-def png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def check(condition: bool, message: str) -> None:
-    if not condition:
-        sys.exit(f"compose-test: FAILED: {message}")
-    print(f"compose-test: ok: {message}")
-
-
-def compose(*args: str) -> str:
-    return subprocess.run(["docker", "compose", *args], capture_output=True, text=True, check=True).stdout
-
-
-def main(url: str, model_path: str) -> None:
+def main(url: str, model_dir: str) -> None:
     api = stack_client.session()  # https, the certificate checked, the run's token
     _, test = load_fashion_mnist("data")
     images, labels = test.images[:IMAGES].numpy(), test.labels[:IMAGES].numpy()
@@ -54,13 +38,12 @@ def main(url: str, model_path: str) -> None:
         files = [("image", (f"{i}.png", png(images[i]), "image/png")) for i in range(start, start + BATCH)]
         response = api.post(f"{url}/predict", files=files, timeout=30)
         check(response.status_code == 200, f"multipart batch of {BATCH} PNGs answered 200")
-        received += [list(p["probabilities"].values()) for p in response.json()["predictions"]]
-    received = np.array(received)
+        received.append(answered_probabilities(response.json()))
+    received = np.concatenate(received)
     accuracy = float((received.argmax(1) == labels).mean())
     check(accuracy > 0.75, f"accuracy on {IMAGES} real test images is {accuracy:.3f} (> 0.75)")
 
-    session = onnxruntime.InferenceSession(model_path, providers=["CPUExecutionProvider"])
-    expected = session.run(None, {"image": images.astype(np.float32)[:, None]})[0]
+    expected = model_probabilities(model_dir, images)
     difference = float(np.abs(received - expected).max())
     check(difference < 1e-5, f"probabilities match the deployed model.onnx run here (max diff {difference:.1e})")
 
@@ -95,8 +78,8 @@ def main(url: str, model_path: str) -> None:
     replicas = compose("ps", "-q", "api").split()
     scrape = ("import os, urllib.request as r; print(r.urlopen(r.Request('http://127.0.0.1:8000/metrics', headers="
               "{'Authorization': 'Bearer ' + os.environ['FASHION_SOFTMAX_TOKEN']})).read().decode())")  # fmt: skip
-    metrics = "".join(compose("exec", "-T", "-e", "FASHION_SOFTMAX_TOKEN", "--index", str(i), "api", "python", "-c",
-                              scrape) for i in range(1, len(replicas) + 1))  # fmt: skip
+    metrics = "\n".join(compose("exec", "-T", "-e", "FASHION_SOFTMAX_TOKEN", "--index", str(i), "api", "python", "-c",
+                                scrape) for i in range(1, len(replicas) + 1))  # fmt: skip
     predicted = sum(float(line.split()[-1]) for line in metrics.splitlines()
                     if line.startswith("fashion_softmax_images_predicted_total"))  # fmt: skip
     check(predicted >= IMAGES + 1, f"/metrics of the {len(replicas)} replicas count {predicted:.0f} images predicted")

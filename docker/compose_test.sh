@@ -12,12 +12,21 @@ free_port() { "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0
 API_PORT=$(free_port)
 API_PLAIN_PORT=$(free_port)
 export API_PORT API_PLAIN_PORT
+# --- The monitoring profile (Prometheus) runs beside the stack; docker/check_monitoring.py checks it.
+export COMPOSE_PROFILES=monitoring
+PROMETHEUS_PORT=$(free_port)
+export PROMETHEUS_PORT
 workdir=$(mktemp -d)
 # What make up makes, for this run only (the user's secrets/ stay as they are): a token and a development
 # certificate. The checks reach the stack as a user does, over https with both (docker/stack_client.py).
 sh docker/proxy/certs.sh "$workdir/tls" >/dev/null
 FASHION_SOFTMAX_TOKEN=$("$PYTHON" serving/tokens.py add compose-test --file "$workdir/api/tokens" 2>/dev/null)
 export FASHION_SOFTMAX_TOKEN REQUESTS_CA_BUNDLE="$workdir/tls/ca.crt"
+# Prometheus' own token, the token alone in a file its user (nobody) can read
+mkdir -p "$workdir/prometheus"
+"$PYTHON" serving/tokens.py add prometheus --file "$workdir/api/tokens" 2>/dev/null > "$workdir/prometheus/token"
+chmod 0755 "$workdir/prometheus" && chmod 0644 "$workdir/prometheus/token"
+export PROMETHEUS_API_TOKEN_FILE="$workdir/prometheus/token"
 export API_TOKENS_DIR="$workdir/api" API_TLS_DIR="$workdir/tls"
 # The load checks measure the service, not the proxy's limits: those are raised here (docker/check_limits.py
 # restarts the proxy with small ones to test them).
@@ -84,7 +93,11 @@ found=$(docker compose exec -T api sh -c \
 ok "no package manager or compiler in the serving image"
 
 docker compose cp api:/artifacts/model.onnx "$workdir/model.onnx"
-"$PYTHON" docker/check_stack.py "https://127.0.0.1:$API_PORT" "$workdir/model.onnx"
+PYTHONPATH=. "$PYTHON" docker/check_stack.py "https://127.0.0.1:$API_PORT" "$workdir"
+# --- Monitoring, before the faults below disturb the traffic it reads: Prometheus scrapes every replica (with
+# its own token), evaluates the rules, and the flagged-share alert fires on non-garments (its `for`, 2 min, and
+# a minute).
+PYTHONPATH=. "$PYTHON" docker/check_monitoring.py "https://127.0.0.1:$API_PORT" "http://127.0.0.1:$PROMETHEUS_PORT"
 PYTHONPATH=. "$PYTHON" docker/check_resilience.py "https://127.0.0.1:$API_PORT"
 PYTHONPATH=. "$PYTHON" docker/check_access.py "https://127.0.0.1:$API_PORT" "$workdir/api/tokens"
 PYTHONPATH=. "$PYTHON" docker/check_limits.py "https://127.0.0.1:$API_PORT" "$API_PLAIN_PORT" "$workdir/api/tokens"

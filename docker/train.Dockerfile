@@ -11,6 +11,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     MPLCONFIGDIR=/tmp/matplotlib
 
 WORKDIR /app
+# The fonts the novelty evaluation renders letters from (training/ood.py), from Debian: the job runs offline.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-dejavu-core fonts-liberation2 \
+ && rm -rf /var/lib/apt/lists/*
 # Dependencies first (the lock), so code edits reuse this layer; the base image's pip installs into the venv.
 COPY requirements/train.txt /tmp/train.txt
 RUN python -m venv --without-pip /opt/venv \
@@ -18,6 +22,8 @@ RUN python -m venv --without-pip /opt/venv \
  && rm /tmp/train.txt
 
 COPY training/ training/
+# The service's preprocessing: the evaluation's photos go through it as the service's inputs do
+COPY serving/ serving/
 # /artifacts and /data belong to the unprivileged user; named volumes inherit that ownership.
 RUN useradd --create-home --uid 10001 trainer \
  && mkdir -p /artifacts /data \

@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 DEFAULTS = {
     "MODEL_DIR": "artifacts",  # where model.onnx and model.json are
     "MODEL_REQUIRED": True,  # False: start without a model, /ready answers 503 (debugging only)
+    "VERSION_POLICY": "latest",  # repository versions loaded beside the current one: latest[:N], all, specific:N,M
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,  # request body limit, bytes (413 above)
     "BODY_TIMEOUT": 60.0,  # seconds for a whole request body to arrive (408 after; serving/rsgi.py)
     # MAX_BATCH: images per request (413 above); unset, the model's own limit (model.json) applies
@@ -34,14 +35,14 @@ def create_app(config: dict | None = None):
 
     from serving.api import bp
     from serving.auth import require_tokens
-    from serving.dataplane import name_the_model_version
+    from serving.dataplane import DataPlane
     from serving.errors import register_error_handlers
     from serving.json_provider import OrjsonProvider
     from serving.metrics import Metrics
     from serving.openapi import bp as openapi_bp
     from serving.page import bp as page_bp
     from serving.preprocess import Limits
-    from serving.reload import LiveModel, reload_on_sighup
+    from serving.repository import ModelRepository, VersionPolicy, reload_on_sighup
     from serving.v2 import bp as v2_bp
 
     app = Flask(__name__, static_folder=None)  # serving/static/ is the page's: serving/page.py serves it
@@ -55,21 +56,25 @@ def create_app(config: dict | None = None):
     metrics.install(app)
     if app.config["TOKENS_FILE"]:
         require_tokens(app)  # after metrics.install: a 401 is counted under the route it was asked of
-    live = LiveModel(app.config["MODEL_DIR"], app.config["ORT_THREADS"], on_reload=metrics.count_reload)
-    app.extensions["model"] = live
+    repository = ModelRepository(
+        app.config["MODEL_DIR"],
+        VersionPolicy.parse(str(app.config["VERSION_POLICY"])),
+        app.config["ORT_THREADS"],
+        on_reload=metrics.count_reload,
+    )
+    app.extensions["repository"] = repository
     try:
-        live.load()
+        repository.load()
     except ModelLoadError as error:
         if app.config["MODEL_REQUIRED"]:
             raise
         log.warning("starting without a model: %s", error)
-        app.extensions["model_error"] = str(error)
     if app.config["MODEL_RELOAD_INTERVAL"] > 0:
-        live.watch(app.config["MODEL_RELOAD_INTERVAL"])
-        reload_on_sighup(live)
-    app.extensions["limits"] = Limits(max_pixels=app.config["MAX_IMAGE_PIXELS"])
+        repository.watch(app.config["MODEL_RELOAD_INTERVAL"])
+        reload_on_sighup(repository)
+    limits = Limits(max_pixels=app.config["MAX_IMAGE_PIXELS"])
+    app.extensions["dataplane"] = DataPlane(repository, limits, metrics, app.config.get("MAX_BATCH"))
     register_error_handlers(app)
-    app.after_request(name_the_model_version)
     app.register_blueprint(bp)
     app.register_blueprint(v2_bp)
     app.register_blueprint(openapi_bp)

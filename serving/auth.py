@@ -20,7 +20,7 @@ from pathlib import Path
 from flask import Flask, request
 
 from serving import tokens
-from serving.errors import ApiError, error_response
+from serving.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,11 @@ CLIENT_KEY = "fashion_softmax.client"  # the WSGI environ's key for the name of 
 FileState = tuple[int, int, int] | None  # (inode, mtime ns, size) of the token file; None: it cannot be read
 
 
-class Unauthorized(ApiError):
-    """401 in the route's error form, with the RFC 6750 challenge for the WWW-Authenticate header."""
+class Unauthorized(ServiceError):
+    """401 in the route's error form, with the RFC 6750 challenge in its WWW-Authenticate header."""
 
     def __init__(self, message: str, challenge: str):
-        super().__init__(401, "unauthorized", message)
-        self.challenge = challenge
+        super().__init__("unauthorized", message, headers={"WWW-Authenticate": challenge})
 
 
 class TokenStore:
@@ -109,11 +108,5 @@ def require_tokens(app: Flask) -> TokenStore:
             )
         environ[CLIENT_KEY] = name  # who asked, by the token's name (never the token), for whoever logs it
 
-    def challenged(error: Unauthorized):
-        response, status = error_response(error.status, error.code, error.message)
-        response.headers["WWW-Authenticate"] = error.challenge
-        return response, status
-
     app.before_request(check_token)
-    app.register_error_handler(Unauthorized, challenged)  # Flask picks it over the handler of ApiError
     return store

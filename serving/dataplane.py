@@ -1,54 +1,110 @@
-"""What every route module shares: the model answering this request, and the per-request batch limit.
+"""Inference for every surface: the one place that reads the model, checks the batch, preprocesses, predicts
+(the classes and the novelty check, one onnxruntime run) and counts. Route modules (serving.api, serving.v2)
+turn HTTP into an `InferenceRequest` and the `Inference` back into HTTP; nothing here knows about HTTP.
 
-The native routes (serving.api) and the Open Inference Protocol routes (serving.v2) both call these,
-so a reload, a missing model or a limit behaves the same on either surface.
+    inference = app.extensions["dataplane"].infer(InferenceRequest(images=[png_bytes]))
+    inference.predictor.version, inference.outputs.probabilities   # (N, classes) float32
 """
 
 from __future__ import annotations
 
-import io
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from flask import current_app, g, request
-from werkzeug.exceptions import RequestEntityTooLarge
+import numpy as np
 
-from serving.errors import ApiError
-from serving.model import Predictor
-
-
-def current_predictor() -> Predictor:
-    """The model that answers this request, read once: a reload swaps in a new one for later requests."""
-    predictor = current_app.extensions["model"].predictor
-    if predictor is None:
-        raise ApiError(503, "model_not_loaded", f"no model loaded: {current_app.extensions.get('model_error')}")
-    g.model_version = predictor.version
-    return predictor
+from serving.errors import ServiceError
+from serving.metrics import Metrics
+from serving.model import Outputs, Predictor
+from serving.preprocess import InputError, Limits, array_to_input, check_range, image_to_input
+from serving.repository import ModelRepository
 
 
-def request_body() -> bytes:
-    """The whole request body, its length checked against MAX_CONTENT_LENGTH (413 above).
+@dataclass(frozen=True)
+class InferenceRequest:
+    """What a client asked, decoded from its protocol: images, or the model input itself, and options."""
 
-    Behind serving/rsgi.py the body is already complete, in memory (a BytesIO that the server says ends
-    with the body: wsgi.input_terminated), with its length: it is read as it is. Anything else (a body
-    still arriving from a socket, one given up on, a chunked one) goes through Werkzeug's limited stream,
-    whose wrapping costs more than the rest of reading a small image (bench/profile_request.py).
-    """
-    length, stream = request.content_length, request.input_stream
-    in_memory = request.environ.get("wsgi.input_terminated") and isinstance(stream, io.BytesIO)
-    if length is None or not in_memory:
-        return request.get_data(cache=False)
-    if request.max_content_length is not None and length > request.max_content_length:
-        raise RequestEntityTooLarge()
-    return stream.read(length)
+    # per image: an encoded file (bytes), or pixel values in the model's range (side x side, or flat)
+    images: Sequence[bytes | list] = ()
+    # or the model input as it is: (N, 1, side, side), float32 in the model's range or uint8 pixels 0-255
+    tensor: np.ndarray | None = None
+    invert: bool | None = None  # images only: None decides from the border (a light background is inverted)
+    version: int | None = None  # a model repository version; None: the current one
+    model_name: str | None = None  # when the client names the model (V2 does), it must be this one
+    input_name: str | None = None  # when the client names the tensor (V2 does), it must be the model's input
 
 
-def batch_limit() -> int:
-    """Images per request: FASHION_SOFTMAX_MAX_BATCH if set, else the limit the model was exported with."""
-    return current_app.config.get("MAX_BATCH") or current_predictor().max_batch
+@dataclass(frozen=True)
+class Inference:
+    predictor: Predictor  # the version that answered
+    inputs: np.ndarray  # (N, 1, side, side) float32: what the model saw
+    outputs: Outputs  # probabilities (N, classes), novelty (N,), in_distribution (N,)
 
 
-def name_the_model_version(response):
-    """after_request: every answer a model produced names its version (X-Model-Version); the body does too."""
-    version = g.get("model_version")
-    if version is not None:
-        response.headers["X-Model-Version"] = version
-    return response
+class DataPlane:
+    def __init__(self, repository: ModelRepository, limits: Limits, metrics: Metrics, max_batch: int | None = None):
+        self.repository = repository
+        self.limits = limits
+        self.metrics = metrics
+        self.max_batch = max_batch  # images per request; None: each model version's own limit
+
+    def model(self, name: str | None = None, version: int | None = None) -> Predictor:
+        """The served version asked for (the current one by default): the model is read here, once per request."""
+        served = self.repository.served
+        if served is None:
+            reason = (self.repository.last_failure or {}).get("reason", "none was loaded")
+            raise ServiceError("model_not_loaded", f"no model loaded: {reason}")
+        if name is not None and name != served.current.name:
+            raise ServiceError("unknown_model", f"unknown model {name!r}: this server serves {served.current.name!r}")
+        return served.predictor(version)
+
+    def batch_ceiling(self) -> int:
+        """The most images any request may carry, before a model is chosen (bounds parsing work)."""
+        if self.max_batch:
+            return self.max_batch
+        served = self.repository.served
+        return max((p.max_batch for p in served.versions.values()), default=1) if served else 1
+
+    def infer(self, request: InferenceRequest) -> Inference:
+        predictor = self.model(request.model_name, request.version)
+        count = len(request.tensor) if request.tensor is not None else len(request.images)
+        limit = self.max_batch or predictor.max_batch
+        if count == 0:
+            raise ServiceError("empty_batch", "no images in the request")
+        if count > limit:
+            raise ServiceError("batch_too_large", f"{count} images in one request; the limit is {limit}")
+        if request.tensor is not None:
+            if request.input_name is not None and request.input_name != predictor.input_name:
+                raise ServiceError("unknown_input", f"unknown input {request.input_name!r}: the model's is "
+                                   f"{predictor.input_name!r} (or send encoded images)")  # fmt: skip
+            inputs = _tensor_input(request.tensor, predictor)
+        else:
+            inputs = np.stack([self._image_input(item, i, request.invert, predictor, count)
+                               for i, item in enumerate(request.images)])[:, None]  # fmt: skip
+        outputs = predictor.predict(inputs)
+        self.metrics.count_predictions(predictor, outputs)
+        return Inference(predictor, inputs, outputs)
+
+    def _image_input(self, item: bytes | list, index: int, invert: bool | None, predictor: Predictor, count: int):
+        """One image -> (side, side) float32 model input; errors name the image when there are several."""
+        try:
+            if isinstance(item, bytes):
+                return image_to_input(item, invert, self.limits, predictor.target)
+            return array_to_input(item, invert, predictor.target)
+        except InputError as error:
+            if count == 1:
+                raise
+            raise InputError(error.code, f"image {index}: {error.message}") from error
+
+
+def _tensor_input(tensor: np.ndarray, predictor: Predictor) -> np.ndarray:
+    """The model input as sent: its shape checked against the graph's, 8-bit pixels mapped to the model's range."""
+    expected = predictor.input_shape
+    if tensor.ndim != len(expected) or any(e not in (-1, s) for e, s in zip(expected, tensor.shape, strict=True)):
+        raise ServiceError(
+            "wrong_tensor_shape", f"the model input must have shape {expected}, not {list(tensor.shape)}"
+        )
+    if tensor.dtype == np.uint8:
+        return np.ascontiguousarray(predictor.target.from_8bit(tensor.astype(np.float32)), dtype=np.float32)
+    check_range(tensor, predictor.target)
+    return tensor

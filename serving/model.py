@@ -1,6 +1,7 @@
-"""The exported model in onnxruntime: loaded once from artifacts/, then `predict` on pixel batches.
+"""The exported model in onnxruntime: loaded once from artifacts/ (or a version folder), then `predict` on
+pixel batches: the class probabilities, and the novelty check computed in the same graph.
 
-Everything about the model (labels, input name and shape, value range, version,
+Everything about the model (labels, input name and shape, value range, version, novelty threshold,
 metrics) comes from model.json and the ONNX file's metadata, never from `training`.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,10 @@ import onnxruntime
 
 from serving.preprocess import Target
 
+OUTPUT_NAME = "probabilities"  # the classifier's output, float32 (N, classes)
+NOVELTY = "novelty"  # float32 (N,): how unlike the training garments an image is; higher is less like them
+IN_DISTRIBUTION = "in_distribution"  # bool (N,): novelty <= the model's threshold
+OUTPUTS = (OUTPUT_NAME, NOVELTY, IN_DISTRIBUTION)
 REMEDY = "run `make train-export` to create it, or point FASHION_SOFTMAX_MODEL_DIR at a folder that has one"
 
 
@@ -22,8 +28,15 @@ class ModelLoadError(Exception):
     """The artifacts are missing, corrupt or inconsistent; the message names the path and the remedy."""
 
 
+@dataclass(frozen=True)
+class Outputs:
+    probabilities: np.ndarray  # (N, classes) float32, rows sum to 1
+    novelty: np.ndarray  # (N,) float32
+    in_distribution: np.ndarray  # (N,) bool
+
+
 class Predictor:
-    """One onnxruntime session and what the manifest says about it."""
+    """One model version: its onnxruntime session and what its manifest says about it."""
 
     def __init__(self, session: onnxruntime.InferenceSession, manifest: dict):
         self.session = session
@@ -37,15 +50,25 @@ class Predictor:
         if channels != 1 or height != width or not isinstance(height, int):
             raise ValueError(f"expected input (N, 1, side, side), the graph has {graph_input.shape}")
         self.input_name = graph_input.name
+        self.input_shape = [dim if isinstance(dim, int) else -1 for dim in graph_input.shape]  # -1: any batch
         self.target = Target(side=height, value_range=tuple(json.loads(props["input_range"])))
-        self.output_name = session.get_outputs()[0].name
+        self.output_name = OUTPUT_NAME
+        missing = set(OUTPUTS) - {node.name for node in session.get_outputs()}
+        if missing:  # an export from before the novelty check
+            raise ValueError(f"the graph has no output {', '.join(sorted(missing))}")
+        self.novelty_threshold = float(json.loads(props["novelty_threshold"]))
+        # the training set's class shares, what predictions are compared with to see drift (uniform if unknown)
+        counts = manifest.get("data", {}).get("train_class_counts") or [1] * len(self.labels)
+        self.class_shares = np.asarray(counts, dtype=np.float64) / sum(counts)
         # written by the export (training/export.py): the model repository version, the batch limit
         self.repository_version: int = int(manifest.get("model_repository", {}).get("version", 1))
         self.max_batch: int = int(manifest["serving"]["max_batch"])
+        self.sha256: str = manifest["sha256"]
 
     @classmethod
     def load(cls, model_dir: Path | str, threads: int = 1) -> Predictor:
-        """Read model.json, check model.onnx against its sha256, open the session."""
+        """Read model.json in `model_dir` (artifacts/, or a version folder of the model repository), check
+        model.onnx against its sha256, open the session, run one smoke inference."""
         model_dir = Path(model_dir)
         manifest_path = model_dir / "model.json"
         try:
@@ -75,13 +98,20 @@ class Predictor:
         return predictor
 
     def smoke_test(self) -> None:
-        """One inference on two blank images: (2, labels) finite probabilities whose rows sum to 1."""
+        """One inference on two blank images: (2, labels) finite probabilities whose rows sum to 1, and a novelty
+        score per image whose in_distribution flag agrees with the threshold."""
         blank = np.full((2, 1, self.target.side, self.target.side), self.target.value_range[0], dtype=np.float32)
-        probabilities = self.predict(blank)
+        outputs = self.predict(blank)
+        probabilities = outputs.probabilities
         if probabilities.shape != (2, len(self.labels)):
             raise ValueError(f"a batch of 2 gave output shape {probabilities.shape}, not (2, {len(self.labels)})")
         if not (np.isfinite(probabilities).all() and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-3)):
             raise ValueError("the output rows are not probabilities (finite, summing to 1)")
+        novelty, flags = outputs.novelty, outputs.in_distribution
+        if novelty.shape != (2,) or flags.shape != (2,) or flags.dtype != bool or not np.isfinite(novelty).all():
+            raise ValueError("the novelty outputs are not one finite score and one flag per image")
+        if (flags != (novelty <= self.novelty_threshold)).any():
+            raise ValueError("in_distribution disagrees with the novelty threshold in the metadata")
 
     def check_compatible(self, served: Predictor) -> None:
         """A replacement must take and give what `served` does: same input, output and labels."""
@@ -89,7 +119,11 @@ class Predictor:
             f"{what} {new!r} instead of {old!r}"
             for what, new, old in (
                 ("input", (self.input_name, self.target), (served.input_name, served.target)),
-                ("output", self.output_name, served.output_name),
+                (
+                    "outputs",
+                    [n.name for n in self.session.get_outputs()],
+                    [n.name for n in served.session.get_outputs()],
+                ),
                 ("labels", self.labels, served.labels),
             )
             if new != old
@@ -99,35 +133,18 @@ class Predictor:
                 f"{self.name} {self.version} is not compatible with the served model: " + "; ".join(differences)
             )
 
-    def predict(self, pixels: np.ndarray) -> np.ndarray:
-        """(N, 1, side, side) float32 pixels -> (N, 10) float32 probabilities."""
-        (probabilities,) = self.session.run([self.output_name], {self.input_name: pixels})
-        return probabilities
-
-    def classify(self, pixels: np.ndarray) -> list[dict]:
-        """(N, 1, side, side) pixels -> per image: top label, its class id and probability, all ten by label."""
-        # rounded to 1e-7, about float32's resolution near 1: shorter JSON, nothing lost that the model has
-        rows = self.predict(pixels).astype(np.float64).round(7).tolist()
-        predictions = []
-        for row in rows:
-            class_id = max(range(len(row)), key=row.__getitem__)
-            predictions.append(
-                {
-                    "label": self.labels[class_id],
-                    "class_id": class_id,
-                    "probability": row[class_id],
-                    "probabilities": dict(zip(self.labels, row, strict=True)),
-                }
-            )
-        return predictions
+    def predict(self, pixels: np.ndarray) -> Outputs:
+        """(N, 1, side, side) float32 pixels -> probabilities (N, classes), novelty (N,), in_distribution (N,)."""
+        return Outputs(*self.session.run(OUTPUTS, {self.input_name: pixels}))
 
     def metadata(self) -> dict:
         """What GET /metadata answers."""
-        keys = ("created_at", "sha256", "metrics", "input", "output", "training", "versions")
+        keys = ("created_at", "sha256", "metrics", "input", "output", "novelty", "training", "versions")
         training = self.manifest.get("training", {})
         return {
             "name": self.name,
             "version": self.version,
+            "repository_version": self.repository_version,
             "labels": list(self.labels),
             **{key: self.manifest.get(key) for key in keys},
             "training": {key: value for key, value in training.items() if key != "history"},

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, send_from_directory
 
-from serving.errors import ApiError
+from serving.errors import ServiceError
 
 bp = Blueprint("page", __name__)
 
@@ -49,17 +49,17 @@ def swagger_ui(name: str):
 def picture(name: str):
     """A picture from the served model's folder; 404 when the export did not draw it."""
     if name not in PICTURES:
-        raise ApiError(404, "not_found", f"{name!r} is not a picture the export draws: {', '.join(sorted(PICTURES))}")
-    folder = current_app.extensions["model"].model_dir.absolute()  # relative paths: to the server's cwd
+        raise ServiceError("not_found", f"{name!r} is not a picture the export draws: {', '.join(sorted(PICTURES))}")
+    folder = current_app.extensions["repository"].model_dir.absolute()  # relative paths: to the server's cwd
     if not (folder / name).is_file():
-        raise ApiError(404, "not_found", f"the served model has no {name} (an export that did not draw it)")
+        raise ServiceError("not_found", f"the served model has no {name} (an export that did not draw it)")
     return _send(folder, name)
 
 
 def _listed(name: str, allowed: frozenset[str], where: str) -> str:
     """The name, if it is one of the files served there; else a JSON 404 (no other file is reachable)."""
     if name not in allowed:
-        raise ApiError(404, "not_found", f"no file {name!r} under {where}")
+        raise ServiceError("not_found", f"no file {name!r} under {where}")
     return name
 
 

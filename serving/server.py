@@ -21,8 +21,8 @@ from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
 from granian.http import HTTP1Settings
 
 from serving import tokens
-from serving.model import ModelLoadError, Predictor
-from serving.reload import forward_sighup_to_workers
+from serving.model import ModelLoadError
+from serving.repository import ModelRepository, VersionPolicy, forward_sighup_to_workers
 
 
 def say(line: str) -> None:
@@ -35,11 +35,11 @@ def refuse(reason: str) -> None:
     sys.exit(1)
 
 
-def check_model(model_dir: str) -> None:
-    """Fail fast when there is no usable model."""
+def check_model(model_dir: str, policy: str) -> None:
+    """Fail fast without a usable model or with a bad version policy."""
     try:
-        Predictor.load(model_dir)
-    except ModelLoadError as error:
+        ModelRepository(model_dir, VersionPolicy.parse(policy)).load()
+    except (ModelLoadError, ValueError) as error:
         refuse(str(error))
 
 
@@ -118,7 +118,10 @@ def build_server(**replacing) -> Granian:
 
 
 def main(**replacing) -> None:
-    check_access(os.environ)
-    check_model(os.environ.get("FASHION_SOFTMAX_MODEL_DIR", "artifacts"))
+    environ = os.environ
+    check_access(environ)
+    check_model(
+        environ.get("FASHION_SOFTMAX_MODEL_DIR", "artifacts"), environ.get("FASHION_SOFTMAX_VERSION_POLICY", "latest")
+    )
     prepare_metrics_dir()
     build_server(**replacing).serve()

@@ -8,12 +8,15 @@ each a 4-byte little-endian length and the bytes.
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
+
+from serving import json_body
+from serving.errors import ServiceError
 
 # V2 datatype -> NumPy dtype (little-endian, as the binary extension sends them); BYTES elements are `bytes`
 DATATYPES: dict[str, np.dtype] = {
@@ -37,8 +40,11 @@ ONNX_TYPES["tensor(string)"] = "BYTES"
 LENGTH = struct.Struct("<I")  # a BYTES element's length prefix
 
 
-class TensorError(ValueError):
-    """A tensor that cannot be read as sent (the route answers 400 with the message)."""
+class TensorError(ServiceError):
+    """A request or tensor that cannot be read as sent."""
+
+    def __init__(self, message: str):
+        super().__init__("bad_tensor", message)
 
 
 @dataclass
@@ -61,8 +67,8 @@ def split_body(body: bytes, header_length: str | None) -> tuple[dict, memoryview
         if not 0 < size <= len(body):
             raise TensorError(f"Inference-Header-Content-Length is {size} but the body has {len(body)} bytes")
     try:
-        header = json.loads(body[:size])
-    except (ValueError, UnicodeDecodeError, RecursionError) as error:  # RecursionError: [[[[... nested too deep
+        header = json_body.loads(memoryview(body)[:size])
+    except ValueError as error:
         raise TensorError(f"the inference request is not valid JSON: {error}") from error
     if not isinstance(header, dict):
         raise TensorError("the inference request must be a JSON object")
@@ -189,7 +195,7 @@ def encode_output(name: str, datatype: str, array: np.ndarray, binary: bool) -> 
 
 def encode_response(header: dict, raw: list[bytes]) -> tuple[bytes, dict[str, str]]:
     """The response body and its headers: plain JSON, or JSON then binary outputs with the length header."""
-    text = json.dumps(header, separators=(",", ":")).encode()
+    text = orjson.dumps(header)
     if not raw:
         return text, {"Content-Type": "application/json"}
     headers = {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(len(text))}

@@ -1,9 +1,10 @@
-"""Fixtures shared by both halves: the real Fashion-MNIST, a model trained on it by the real CLI, and a small
-model trained on synthetic garments."""
+"""Fixtures shared by both halves: the real Fashion-MNIST, a model trained on it by the real CLI, a small
+model trained on synthetic garments, and wrk for the load tests."""
 
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -12,12 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import ISSUED_TOKENS, skip_or_fail, synthetic_images
-from training.data import LABELS, DataNotFoundError, Split, load_fashion_mnist
-from training.export import TrainingSummary, export
+from harness import ROOT
+from harness.ci import skip_or_fail
+from harness.publish import export_fit, synthetic_split
+from harness.tokens import ISSUED_TOKENS
+from training.data import DataNotFoundError, Split, load_fashion_mnist
 from training.train import TrainConfig, fit
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -50,14 +51,9 @@ def real_run(tmp_path_factory) -> RealRun:
 def model_dir(tmp_path_factory):
     """artifacts/ of a model trained briefly on synthetic garments (class k = a bright band at rows 2+2k)."""
     folder = tmp_path_factory.mktemp("artifacts")
-    splits = []
-    for count, seed in ((2048, 0), (256, 1)):
-        images, labels = synthetic_images(count, seed)
-        splits.append(Split(torch.from_numpy(images), torch.from_numpy(labels).long()))
+    train, test = synthetic_split(2048, 0), synthetic_split(256, 1)
     config = TrainConfig(epochs=3, batch_size=64)
-    result = fit(config, *splits, torch.device("cpu"))
-    summary = TrainingSummary(config.to_dict(), "cpu", result.seconds, result.history)
-    export(result.net, summary, *splits, LABELS, folder)
+    export_fit(folder, config, fit(config, train, test, torch.device("cpu")), train, test)
     return folder
 
 
@@ -85,3 +81,10 @@ def no_token_is_ever_logged(tmp_path_factory):
         content = path.read_bytes()
         leaks += [f"{path}" for token in ISSUED_TOKENS if token.encode() in content]
     assert not leaks, f"{len(ISSUED_TOKENS)} tokens made; found in: {leaks}"
+
+
+@pytest.fixture
+def needs_wrk():
+    """wrk (Debian's package), which load tests drive; skips without it, except under CI."""
+    if not shutil.which("wrk"):
+        skip_or_fail("wrk is not installed (apt-get install wrk)")

@@ -1,4 +1,4 @@
-"""`python -m training`: train the scratch softmax regression, then export and verify it.
+"""`python -m training`: train the scratch softmax regression, fit its novelty detector, then export and verify them.
 
 python -m training                      # the book's settings, artifacts/ on success
 python -m training --recipe best --device cuda
@@ -14,32 +14,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from training.arguments import ArgumentParser, UsageError, positive
 from training.data import LABELS, DataNotFoundError, load_fashion_mnist
 from training.export import ExportError, TrainingSummary, export
+from training.novelty_eval import fit_and_evaluate, table
+from training.ood import OodSetsUnavailable, build_sets
 from training.train import RECIPES, EpochMetrics, fit
-
-
-class UsageError(Exception):
-    """A user mistake: reported as one line, exit status 2."""
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line instead of usage + message
-        raise UsageError(f"{message} (see --help)")
-
-
-def positive(kind):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
-        return value
-
-    parse.__name__ = f"positive {kind.__name__}"
-    return parse
 
 
 def build_parser() -> ArgumentParser:
@@ -82,6 +62,7 @@ def run(args: argparse.Namespace) -> None:
     config = replace(RECIPES[args.recipe], seed=args.seed, **overrides)
     device = choose_device(args.device)
     train_split, test_split = load_fashion_mnist(args.data_dir)
+    ood_sets = build_sets()  # before training: a missing font is reported at once
 
     # the bar only on a terminal; logs (docker, CI) get one line per epoch
     show_bar = not args.quiet and sys.stderr.isatty()
@@ -98,12 +79,17 @@ def run(args: argparse.Namespace) -> None:
 
     with bar:
         result = fit(config, train_split, test_split, device, on_epoch=report)
+    novelty = fit_and_evaluate(result.net, train_split, test_split, ood_sets)
     summary = TrainingSummary(config.to_dict(), str(device), result.seconds, result.history)
-    manifest = export(result.net, summary, train_split, test_split, LABELS, args.out_dir)
-    metrics = manifest["metrics"]
+    manifest = export(result.net, novelty, summary, train_split, test_split, LABELS, args.out_dir)
+    metrics, found = manifest["metrics"], manifest["novelty"]
     print(
         f"test accuracy {metrics['test_accuracy']:.4f} (train {metrics['train_accuracy']:.4f}) after "
         f"{config.epochs} epochs, {result.seconds:.2f}s of training on {device.type}\n"
+        f"novelty detector ({found['method']}) fitted in {found['fit']['seconds']:.2f}s on {found['fit']['images']}; "
+        f"threshold {found['threshold']:.4f} accepts {found['validation_accepted']:.1%} of the validation images "
+        f"({found['fit']['validation']}) and {found['test_accepted']:.1%} of the test set\n"
+        f"{table(found)}\n"
         f"model {args.out_dir / 'model.onnx'} (version {manifest['version']}, verified against torch); "
         f"manifest, weights and pictures in {args.out_dir}/\n"
         f"Triton/KServe model repository: {args.out_dir / manifest['model_repository']['path']}/ "
@@ -117,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"python -m training: error: {error}", file=sys.stderr)
         return 2
-    except (DataNotFoundError, ExportError) as error:
+    except (DataNotFoundError, OodSetsUnavailable, ExportError) as error:
         print(f"python -m training: error: {error}", file=sys.stderr)
         return 1
     except OSError as error:  # e.g. an --out-dir that cannot be written

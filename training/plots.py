@@ -96,3 +96,60 @@ def _image_grid(count: int, columns: int, cell: tuple[float, float]) -> tuple[pl
     for ax in axes.flat:
         ax.axis("off")  # the panels are images; empty ones stay blank
     return fig, axes
+
+
+def plot_novelty(scores: dict, thresholds: dict, path: Path) -> None:
+    """The novelty detector on every set: its score's distribution per set with the threshold (top), and ROC curves
+    of the score and the baselines for each reported set against the Fashion-MNIST test set (below).
+
+    scores: {set label: {method: (n,) scores}}, with "test" the Fashion-MNIST test set; thresholds: {method: value}.
+    """
+    from sklearn.metrics import roc_curve  # imported here: slow to import, needed only for this picture
+
+    labels = list(scores)
+    reported = [label for label in labels if label.endswith("(report)")]
+    columns = 4
+    rows = -(-len(reported) // columns)
+    # inches, fixed: tight_layout would cost seconds here. Panels, the gaps between rows, margins.
+    top_height, roc_height, gap, above, below = 0.3 * len(labels) + 0.6, 2.4, 0.8, 0.35, 0.5
+    height = top_height + rows * (roc_height + gap) + above + below
+    fig = plt.figure(figsize=(3.2 * columns, height), dpi=110)
+    grid = fig.add_gridspec(
+        1 + rows,
+        columns,
+        height_ratios=[top_height] + [roc_height] * rows,
+        hspace=gap / ((top_height + rows * roc_height) / (1 + rows)),  # a share of the mean panel height
+        wspace=0.3,
+        left=1.7 / (3.2 * columns),  # room for the set names
+        right=0.98,
+        top=1 - above / height,
+        bottom=below / height,
+    )
+    ax = fig.add_subplot(grid[0, :])
+    ax.boxplot([scores[label]["novelty"] for label in labels], orientation="horizontal", whis=(1, 99), showfliers=False)
+    ax.set_yticks(range(1, len(labels) + 1), ["Fashion-MNIST test" if s == "test" else s for s in labels])
+    ax.invert_yaxis()
+    ax.set_xscale("symlog")
+    ax.axvline(thresholds["novelty"], color="red", linestyle="--")
+    ax.set_title("novelty per set; red dashed line: the threshold (accepts 95% of the validation garments)", fontsize=9)
+    ax.set_xlabel("novelty (nats; higher = less like a garment); boxes: quartiles, whiskers: 1st-99th percentile")
+    styles = {"novelty": ("C3", 2.0), "msp": ("C0", 1.0), "energy": ("C1", 1.0), "mahalanobis": ("C2", 1.0)}
+    for index, label in enumerate(reported):
+        roc = fig.add_subplot(grid[1 + index // columns, index % columns])
+        for method, (color, width) in styles.items():
+            truth = np.r_[np.zeros(len(scores["test"][method])), np.ones(len(scores[label][method]))]
+            values = np.r_[scores["test"][method], scores[label][method]]
+            false_positive, true_positive, _ = roc_curve(truth, values)
+            roc.plot(false_positive, true_positive, color=color, linewidth=width, label=method)
+            at_threshold = values > thresholds[method]
+            roc.plot(at_threshold[truth == 0].mean(), at_threshold[truth == 1].mean(), "o", color=color, markersize=4)
+        roc.set_title(label.removesuffix(" (report)"), fontsize=9)
+        roc.set_xlim(-0.02, 1)
+        roc.set_ylim(0, 1.02)
+        roc.tick_params(labelsize=7)
+        roc.set_xlabel("test garments flagged", fontsize=7)
+        roc.set_ylabel("set flagged", fontsize=7)
+        if index == 0:
+            roc.legend(fontsize=7, loc="lower right")
+    fig.savefig(path, format="png")
+    plt.close(fig)

@@ -8,9 +8,9 @@ import random
 import pytest
 
 from bench import auth_fuzz
-from bench.production_server import ProductionServer
+from harness.server import ProductionServer
+from harness.tokens import ISSUED_TOKENS
 from serving import tokens
-from tests.helpers import ISSUED_TOKENS
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def test_the_generated_headers_are_all_wrong_and_of_every_kind():
 
 
 def test_against_the_server_with_tokens_every_protected_answer_is_401(secured):
-    result = auth_fuzz.run(secured, requests=400)
+    result = auth_fuzz.run(secured, budget_s=120, target=400)
     assert result["requests"] == 400 and result["protected_requests"] > 300
     assert (result["not_401"], result["open_not_200"], result["server_5xx"]) == (0, 0, 0), result
     assert result["controls"] >= 4 and result["controls_not_200"] == 0
@@ -40,5 +40,5 @@ def test_against_the_server_with_tokens_every_protected_answer_is_401(secured):
 def test_against_a_server_without_tokens_it_fails(model_dir, tmp_path):
     with ProductionServer(model_dir, tmp_path / "server.log") as open_server:
         open_server.auth = {"Authorization": f"Bearer {tokens.new_token()}"}  # sent, and ignored by the server
-        result = auth_fuzz.run(open_server, requests=100)
+        result = auth_fuzz.run(open_server, budget_s=60, target=100)
     assert result["not_401"] == result["protected_requests"] > 50

@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from tests.serving.live_server import ROOT
+from harness import ROOT
 
 
 def test_our_request_path_and_the_floor_are_timed_side_by_side(model_dir):

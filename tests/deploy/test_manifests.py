@@ -16,9 +16,9 @@ import yaml
 from kserve import models as kserve_models
 from kubernetes.client import models as kubernetes_models
 
+from harness import ROOT
 from serving import create_app, tokens
 
-ROOT = Path(__file__).resolve().parents[2]
 K8S = sorted((ROOT / "deploy/k8s").glob("*.yaml"))
 KSERVE = sorted((ROOT / "deploy/kserve").glob("*.yaml"))
 API_LABELS = {"app.kubernetes.io/name": "fashion-softmax", "app.kubernetes.io/component": "api"}

@@ -3,7 +3,6 @@ production server (`python -m serving`) on 127.0.0.1. Under CI=true a missing br
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -11,8 +10,10 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from tests.helpers import issue_token, skip_or_fail
-from tests.serving.live_server import ROOT, live_server
+from harness import ROOT
+from harness.ci import skip_or_fail
+from harness.server import ProductionServer
+from harness.tokens import issue_token
 
 BINARIES = (Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"))  # Debian's; .ci/run installs them
 OUTPUT = ROOT / "tests" / "output"  # screenshots and timings a person can look at (git-ignored)
@@ -27,8 +28,8 @@ def output_dir() -> Path:
 @pytest.fixture(scope="module")
 def server(model_dir, tmp_path_factory):
     """The production server (one worker) around the small synthetic model: its base URL."""
-    with live_server(model_dir, tmp_path_factory.mktemp("server") / "server.log", workers=1) as url:
-        yield url
+    with ProductionServer(model_dir, tmp_path_factory.mktemp("server") / "server.log", workers=1) as running:
+        yield running.url
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +37,16 @@ def secured_server(model_dir, tmp_path_factory):
     """The production server started with a token file: (base URL, the file, a token in it)."""
     folder = tmp_path_factory.mktemp("secured-server")
     token = issue_token(folder / "tokens", "page")
-    with live_server(model_dir, folder / "server.log", workers=1, TOKENS_FILE=folder / "tokens") as url:
-        yield url, folder / "tokens", token
+    with ProductionServer(model_dir, folder / "server.log", workers=1, tokens_file=folder / "tokens") as running:
+        yield running.url, folder / "tokens", token
 
 
 @pytest.fixture(scope="module")
 def real_server(real_run, tmp_path_factory):
     """The production server around the model trained on the real Fashion-MNIST (skips off CI without it)."""
     assert real_run.finished.returncode == 0, real_run.finished.stderr
-    with live_server(real_run.out_dir, tmp_path_factory.mktemp("server") / "server.log", workers=1) as url:
-        yield url
+    with ProductionServer(real_run.out_dir, tmp_path_factory.mktemp("server") / "server.log", workers=1) as running:
+        yield running.url
 
 
 @pytest.fixture
@@ -67,13 +68,3 @@ def browser():
         yield driver
     finally:
         driver.quit()
-
-
-def requested_urls(driver) -> list[str]:
-    """Every URL the browser asked for since the last call (Network.requestWillBeSent in the performance log)."""
-    urls = []
-    for entry in driver.get_log("performance"):
-        message = json.loads(entry["message"])["message"]
-        if message["method"] == "Network.requestWillBeSent":
-            urls.append(message["params"]["request"]["url"])
-    return urls

@@ -4,8 +4,6 @@ Screenshots and the time to the first answer land in tests/output/."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import time
 
@@ -17,14 +15,24 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from harness.images import encode, from_data_url
+from harness.tokens import bearer, issue_token
 from serving import tokens
 from serving.openapi import document
-from tests.helpers import bearer, encode, issue_token
-from tests.page.conftest import requested_urls
 from training.data import LABELS
 
 WAIT = 30  # seconds, the most any step may take
 FINISHED = ".card[data-state=done], .card[data-state=error]"
+
+
+def requested_urls(driver) -> list[str]:
+    """Every URL the browser asked for since the last call (Network.requestWillBeSent in the performance log)."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
 
 
 def wait_for_cards(driver, count: int) -> list:
@@ -40,9 +48,7 @@ def open_page(driver, url: str) -> None:
 
 
 def decoded(data_url: str) -> np.ndarray:
-    prefix = "data:image/png;base64,"
-    assert data_url.startswith(prefix)
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url[len(prefix) :]))))
+    return np.asarray(from_data_url(data_url))
 
 
 def api_answer(url: str, path) -> dict:

@@ -7,13 +7,13 @@ import shutil
 import pytest
 from flask import Flask
 
+from harness.openapi_check import CheckedClient
 from serving import create_app
-from tests.serving.openapi_check import CheckedClient
 
 
 @pytest.fixture(autouse=True)
 def responses_match_the_openapi_document(monkeypatch):
-    """Every test client here checks each response against serving/openapi.yaml (tests/serving/openapi_check.py)."""
+    """Every test client here checks each response against serving/openapi.yaml (harness/openapi_check.py)."""
     monkeypatch.setattr(Flask, "test_client_class", CheckedClient)
 
 

@@ -7,25 +7,13 @@ import io
 import json
 
 import numpy as np
-import onnxruntime
 import pytest
-from PIL import Image
 
+from harness.bad_requests import BAD_REQUESTS, SMALL
+from harness.images import GARMENTS, from_data_url, multipart, png
+from harness.reference import model_probabilities
 from serving import ModelLoadError, create_app
-from tests.helpers import encode, garment
 from training.data import LABELS
-
-RNG = np.random.default_rng(7)
-GARMENTS = {label: garment(label, RNG) for label in range(10)}
-
-
-def png(pixels: np.ndarray) -> bytes:
-    return encode(pixels, "PNG")
-
-
-def model_probabilities(model_dir, pixels: np.ndarray) -> np.ndarray:
-    session = onnxruntime.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
-    return session.run(None, {"image": pixels.astype(np.float32).reshape(-1, 1, 28, 28)})[0]
 
 
 def test_raw_png_gets_the_documented_response(client, model_dir):
@@ -33,7 +21,7 @@ def test_raw_png_gets_the_documented_response(client, model_dir):
     assert response.status_code == 200
     body = response.get_json()
     manifest = json.loads((model_dir / "model.json").read_text())
-    assert body["model"] == {"name": "fashion-softmax", "version": manifest["version"]}
+    assert body["model"] == {"name": "fashion-softmax", "version": manifest["version"], "repository_version": 1}
     (prediction,) = body["predictions"]
     assert list(prediction) == ["label", "class_id", "probability", "probabilities"]
     assert list(prediction["probabilities"]) == list(LABELS)  # every label, in class-id order
@@ -87,14 +75,6 @@ def test_invert_parameter(client, model_dir):
     np.testing.assert_allclose(list(kept["predictions"][0]["probabilities"].values()), expected, atol=1e-6)
 
 
-def decode_data_url(url: str) -> Image.Image:
-    prefix = "data:image/png;base64,"
-    assert url.startswith(prefix)
-    image = Image.open(io.BytesIO(base64.b64decode(url[len(prefix) :], validate=True)))
-    assert image.format == "PNG"
-    return image
-
-
 def test_return_input_answers_the_image_the_model_saw(client):
     photo = 255 - GARMENTS[5]  # dark garment on white: the model sees it inverted, light on black
     body, content_type = multipart([("a", "a.png", png(GARMENTS[3])), ("b", "b.png", png(photo))])
@@ -102,7 +82,7 @@ def test_return_input_answers_the_image_the_model_saw(client):
     assert response.status_code == 200
     first, second = response.get_json()["predictions"]
     for prediction, expected in ((first, GARMENTS[3]), (second, GARMENTS[5])):
-        image = decode_data_url(prediction["input_png"])
+        image = from_data_url(prediction["input_png"])
         assert (image.mode, image.size) == ("L", (28, 28))
         np.testing.assert_array_equal(np.asarray(image), expected)
 
@@ -134,7 +114,7 @@ def test_metrics_count_requests_statuses_and_images(client):
     assert 'fashion_softmax_http_requests_total{method="POST",route="/predict",status="200"} 2.0' in text
     assert 'fashion_softmax_http_requests_total{method="POST",route="/predict",status="415"} 1.0' in text
     assert 'fashion_softmax_http_requests_total{method="GET",route="unmatched",status="404"} 1.0' in text
-    assert "fashion_softmax_images_predicted_total 3.0" in text
+    assert 'fashion_softmax_images_predicted_total{version="1"} 3.0' in text
     assert 'fashion_softmax_http_request_duration_seconds_count{route="/predict"} 3.0' in text
 
 
@@ -175,62 +155,6 @@ def test_not_ready_without_a_model_when_allowed(tmp_path):
     assert ready.status_code == 503 and "make train-export" in ready.get_json()["reason"]
     response = client.post("/predict", data=png(GARMENTS[0]), content_type="image/png")
     assert response.status_code == 503 and response.get_json()["error"]["code"] == "model_not_loaded"
-
-
-def multipart(parts: list[tuple[str, str | None, bytes]], boundary: str = "b0undary") -> tuple[bytes, str]:
-    chunks = []
-    for name, filename, data in parts:
-        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
-        chunks.append(f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + data + b"\r\n")
-    return b"".join(chunks) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
-
-
-def big_png() -> bytes:
-    noise = np.random.default_rng(0).integers(0, 255, size=(2000, 2000), dtype=np.uint8)
-    return png(noise)
-
-
-SMALL = png(GARMENTS[1])
-BAD_REQUESTS = {
-    # id: (method, path, body, content type, status, error code)
-    "undecodable-image": ("POST", "/predict", b"GIF89a not really", "image/gif", 400, "bad_image"),
-    "truncated-image": ("POST", "/predict", SMALL[: len(SMALL) // 2], "image/png", 400, "bad_image"),
-    "empty-image": ("POST", "/predict", b"", "image/png", 400, "empty_image"),
-    "malformed-json": ("POST", "/predict", b'{"instances": [', "application/json", 400, "bad_json"),
-    "json-nested-too-deep": ("POST", "/predict", b"[" * 100_000, "application/json", 400, "bad_json"),
-    "json-not-instances": ("POST", "/predict", b'{"images": []}', "application/json", 400, "bad_json"),
-    "bad-base64": ("POST", "/predict", b'{"instances": [{"b64": "***"}]}', "application/json", 400, "bad_base64"),
-    "b64-not-image": (
-        "POST", "/predict", json.dumps({"instances": [{"b64": base64.b64encode(b"hello").decode()}]}).encode(),
-        "application/json", 400, "bad_image",
-    ),
-    "nan-pixels": ("POST", "/predict", b'{"instances": [[' + b",".join([b"NaN"] * 784) + b"]]}",
-                   "application/json", 400, "bad_pixels"),
-    "pixels-out-of-range": ("POST", "/predict", json.dumps({"instances": [[300] * 784]}).encode(),
-                            "application/json", 400, "bad_pixels"),
-    "empty-batch": ("POST", "/predict", b'{"instances": []}', "application/json", 400, "empty_batch"),
-    "multipart-without-file": ("POST", "/predict", *multipart([("note", None, b"hello")]), 400, "no_file"),
-    "multipart-without-boundary": ("POST", "/predict", b"--x\r\n", "multipart/form-data", 400, "bad_multipart"),
-    "multipart-truncated": ("POST", "/predict", multipart([("a", "a.png", SMALL)])[0][:80],
-                            multipart([])[1], 400, "bad_multipart"),
-    "bad-invert": ("POST", "/predict?invert=maybe", SMALL, "image/png", 400, "bad_parameter"),
-    "bad-return-input": ("POST", "/predict?return_input=maybe", SMALL, "image/png", 400, "bad_parameter"),
-    "body-too-large": ("POST", "/predict", b"\0" * (10 * 1024 * 1024 + 1), "image/png",
-                       413, "request_entity_too_large"),
-    "batch-too-large": ("POST", "/predict", json.dumps({"instances": [[0] * 784] * 257}).encode(),
-                        "application/json", 413, "batch_too_large"),
-    "image-too-many-pixels": ("POST", "/predict", big_png(), "image/png", 413, "image_too_large"),
-    "unsupported-type": ("POST", "/predict", b"<xml/>", "application/xml", 415, "unsupported_media_type"),
-    "text-plain": ("POST", "/predict", b"hello", "text/plain", 415, "unsupported_media_type"),
-    "wrong-shape": ("POST", "/predict", json.dumps({"instances": [[[0] * 28] * 27]}).encode(),
-                    "application/json", 422, "wrong_shape"),
-    "ragged-rows": ("POST", "/predict", json.dumps({"instances": [[[0] * 28] * 27 + [[0] * 3]]}).encode(),
-                    "application/json", 422, "wrong_shape"),
-    "scalar-instance": ("POST", "/predict", b'{"instances": [42]}', "application/json", 422, "wrong_shape"),
-    "unknown-route": ("GET", "/nowhere", b"", None, 404, "not_found"),
-    "wrong-method": ("GET", "/predict", b"", None, 405, "method_not_allowed"),
-    "delete-health": ("DELETE", "/health", b"", None, 405, "method_not_allowed"),
-}  # fmt: skip
 
 
 @pytest.fixture

@@ -11,10 +11,11 @@ import time
 import numpy as np
 import pytest
 
+from harness.images import encode, garment
+from harness.tokens import bearer, issue_token
 from serving import create_app, tokens
 from serving.auth import OPEN_RULES
 from serving.openapi import document
-from tests.helpers import bearer, encode, garment, issue_token
 
 MODEL = "fashion-softmax"
 PNG = encode(garment(3, np.random.default_rng(0)), "PNG")

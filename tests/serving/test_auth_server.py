@@ -14,11 +14,12 @@ import tritonclient.http as triton
 from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 from tritonclient.utils import InferenceServerException
 
+from harness.images import encode, garment
+from harness.openapi_check import check_http
+from harness.server import ProductionServer, ServerExited
+from harness.tokens import bearer, issue_token
 from serving import tokens
 from serving.server import check_access
-from tests.helpers import bearer, encode, garment, issue_token
-from tests.serving.live_server import free_port, live_server, start_server
-from tests.serving.openapi_check import check_http
 from tests.serving.test_auth import requests_by_rule
 
 MODEL = "fashion-softmax"
@@ -39,8 +40,8 @@ def issued(token_file):
 def server(model_dir, token_file, issued, tmp_path_factory):
     """Every request logged (the access log, the service's INFO lines): the run's log check reads them all."""
     log = tmp_path_factory.mktemp("auth-server") / "server.log"
-    with live_server(model_dir, log, TOKENS_FILE=token_file, ACCESS_LOG=1, LOG_LEVEL="DEBUG") as url:
-        yield url, log
+    with ProductionServer(model_dir, log, tokens_file=token_file, access_log=1, log_level="DEBUG") as running:
+        yield running.url, log
 
 
 def fresh(method: str, url: str, **options) -> requests.Response:
@@ -152,26 +153,27 @@ def test_the_logs_name_requests_but_never_a_token(server, issued):
 
 def refusal(tmp_path, **settings) -> str:
     """The server's output when it must not start: it exits non-zero, in one line, before listening."""
-    port = free_port()
-    process = start_server(tmp_path / "no-model-needed", port, tmp_path / "log", **settings)
-    assert process.wait(timeout=60) != 0
-    output = (tmp_path / "log").read_text()
+    with pytest.raises(ServerExited) as exited, ProductionServer(tmp_path / "no-model-needed", tmp_path / "log",
+                                                                 **settings):  # fmt: skip
+        pass
+    assert exited.value.returncode != 0
+    output = exited.value.output
     assert "Traceback" not in output
     (line,) = [line for line in output.splitlines() if "cannot start" in line]
     return line
 
 
 def test_off_loopback_without_tokens_it_refuses_to_start(tmp_path):
-    line = refusal(tmp_path, HOST="0.0.0.0")  # refused before binding: nothing listens there
+    line = refusal(tmp_path, host="0.0.0.0")  # refused before binding: nothing listens there
     assert "0.0.0.0" in line and "FASHION_SOFTMAX_TOKENS_FILE" in line
     assert "FASHION_SOFTMAX_ALLOW_UNAUTHENTICATED=1" in line
 
 
 def test_a_token_file_that_cannot_be_used_stops_the_start(tmp_path):
-    line = refusal(tmp_path, TOKENS_FILE=tmp_path / "missing")
+    line = refusal(tmp_path, tokens_file=tmp_path / "missing")
     assert str(tmp_path / "missing") in line and "there is no token file" in line and "tokens add" in line
     (tmp_path / "pasted").write_text(tokens.new_token() + "\n")
-    line = refusal(tmp_path, TOKENS_FILE=tmp_path / "pasted")
+    line = refusal(tmp_path, tokens_file=tmp_path / "pasted")
     assert "line(s) 1" in line and "fst_" not in line
 
 

@@ -1,6 +1,6 @@
 """serving/openapi.yaml: a valid OpenAPI 3.1 document, served at /openapi.json, naming every route of the app.
 
-(That the tests' real responses match it is checked on every test-client response: tests/serving/openapi_check.py.)
+(That the tests' real responses match it is checked on every test-client response: harness/openapi_check.py.)
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request, Response
 
+from harness import openapi_check
 from serving.openapi import document
-from tests.serving import openapi_check
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}  # Werkzeug answers these for every route
 

@@ -9,8 +9,8 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
+from harness.images import encode
 from serving.page import STATIC
-from tests.helpers import encode
 
 PAGE_FILES = ("index.html", "page.js", "page.css")  # what a person's browser loads for GET /
 

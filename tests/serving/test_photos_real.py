@@ -8,12 +8,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness.images import png
+from harness.photos import VARIANTS
+from harness.reference import answered_probabilities
 from serving import create_app
-from tests.serving.photo_variants import VARIANTS, plain_png
 
 pytestmark = pytest.mark.dataset
-COUNT = 1000  # the issue states its targets on 200 images; 1,000 make a drop of a point a real one, not luck
-ALLOWED_DROP = {  # accuracy points below the plain 28x28 PNGs (issue 9's targets)
+COUNT = 1000  # images: on 1,000 a drop of a point is a real one, not luck
+ALLOWED_DROP = {  # accuracy points below the plain 28x28 PNGs that a variant may lose
     "420x280 canvas, black margins": 3.0,
     "product photo, dark on white 280x280": 2.0,
     "EXIF-rotated JPEG product photo": 2.0,
@@ -31,7 +33,7 @@ def real_model(real_run):
 def probabilities(client, data: bytes) -> list[float]:
     response = client.post("/predict", data=data, content_type="application/octet-stream")
     assert response.status_code == 200, response.get_json()
-    return list(response.get_json()["predictions"][0]["probabilities"].values())
+    return answered_probabilities(response.get_json())[0].tolist()
 
 
 def test_pictures_as_people_send_them_score_like_the_plain_images(real_model):
@@ -50,6 +52,6 @@ def test_pictures_as_people_send_them_score_like_the_plain_images(real_model):
 def test_plain_28x28_pngs_reach_the_model_unchanged(real_model):
     client, images, _ = real_model
     for pixels in images[:20]:
-        as_png = probabilities(client, plain_png(pixels))
+        as_png = probabilities(client, png(pixels))
         as_array = client.post("/predict", json={"instances": [pixels.tolist()]}).get_json()
         assert as_png == list(as_array["predictions"][0]["probabilities"].values())

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from harness.images import encode, garment
 from serving.preprocess import InputError, Limits, Target, array_to_input, image_to_input
-from tests.helpers import encode, garment
 
 LIMITS = Limits()
 TARGET = Target()  # 28x28, 0-255: what the exported model declares

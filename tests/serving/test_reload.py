@@ -10,11 +10,11 @@ import time
 
 import pytest
 
+from harness.images import GARMENTS, png
+from harness.publish import publish_broken_model, publish_model
 from serving import create_app
 from serving.model import ModelLoadError
-from serving.reload import LiveModel
-from tests.serving.publish import publish_broken_model, publish_model
-from tests.serving.test_api import GARMENTS, png
+from serving.repository import ModelRepository
 
 
 def served_version(client) -> tuple[str, str]:
@@ -24,28 +24,28 @@ def served_version(client) -> tuple[str, str]:
 
 
 def test_nothing_new_means_no_reload(copy_model):
-    live = LiveModel(copy_model)
-    first = live.load()
+    live = ModelRepository(copy_model)
+    first = live.load().current
     assert live.check() is None and live.predictor is first
 
 
 def test_a_new_model_is_swapped_in_and_the_old_one_finishes_its_work(copy_model):
     reloads = []
-    live = LiveModel(copy_model, on_reload=reloads.append)
-    old = live.load()
+    live = ModelRepository(copy_model, on_reload=reloads.append)
+    old = live.load().current
     manifest = publish_model(copy_model, seed=1)
     assert live.check() == "ok" and reloads == ["ok"]
     assert live.predictor.version == manifest["version"] != old.version
     assert live.predictor.manifest["sha256"] == manifest["sha256"]
     # a request that fetched the old predictor before the swap still completes on it
-    assert old.classify(GARMENTS[3][None, None].astype("float32"))[0]["class_id"] == 3
+    assert old.predict(GARMENTS[3][None, None].astype("float32")).argmax() == 3
 
 
 @pytest.mark.parametrize("damage", ["model-does-not-load", "sha256-mismatch", "labels-changed"])
 def test_a_bad_model_is_refused_and_the_old_one_keeps_serving(copy_model, damage):
     reloads = []
-    live = LiveModel(copy_model, on_reload=reloads.append)
-    old = live.load()
+    live = ModelRepository(copy_model, on_reload=reloads.append)
+    old = live.load().current
     manifest = json.loads((copy_model / "model.json").read_text())
     if damage == "model-does-not-load":
         publish_broken_model(copy_model)
@@ -72,7 +72,7 @@ def test_a_model_whose_output_is_not_probabilities_is_refused_at_load(copy_model
 
 def test_the_app_reports_reloads_in_responses_metadata_ready_and_metrics(copy_model):
     app = create_app({"MODEL_DIR": str(copy_model), "MODEL_RELOAD_INTERVAL": 0})
-    client, live = app.test_client(), app.extensions["model"]
+    client, live = app.test_client(), app.extensions["repository"]
     before, header = served_version(client)
     assert header == before
 
@@ -95,7 +95,7 @@ def test_the_app_reports_reloads_in_responses_metadata_ready_and_metrics(copy_mo
 def test_the_watcher_finds_a_new_model_by_itself(copy_model):
     app = create_app({"MODEL_DIR": str(copy_model), "MODEL_RELOAD_INTERVAL": 0.1})
     manifest = publish_model(copy_model, seed=5)
-    live = app.extensions["model"]
+    live = app.extensions["repository"]
     deadline = time.monotonic() + 10
     while live.predictor.version != manifest["version"] and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -104,7 +104,7 @@ def test_the_watcher_finds_a_new_model_by_itself(copy_model):
 
 def test_sighup_checks_at_once(copy_model):
     app = create_app({"MODEL_DIR": str(copy_model), "MODEL_RELOAD_INTERVAL": 3600})  # the timer never fires
-    live = app.extensions["model"]
+    live = app.extensions["repository"]
     manifest = publish_model(copy_model, seed=6)
     previous = signal.getsignal(signal.SIGHUP)
     try:
@@ -122,7 +122,7 @@ def test_a_service_started_without_a_model_becomes_ready_when_one_is_published(t
     client = app.test_client()
     assert client.get("/ready").status_code == 503
     publish_model(tmp_path, seed=7)
-    assert app.extensions["model"].check() == "ok"
+    assert app.extensions["repository"].check() == "ok"
     assert client.get("/ready").status_code == 200
 
 

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
+from harness import ROOT
+from harness.tokens import ISSUED_TOKENS
 from serving import tokens
-from tests.helpers import ISSUED_TOKENS
-from tests.serving.live_server import ROOT
 
 SCRIPT = ROOT / "serving" / "tokens.py"
 

@@ -5,38 +5,33 @@ from __future__ import annotations
 import base64
 import io
 import json
-import struct
 
 import numpy as np
 import pytest
 
+from harness.bad_requests import BAD_V2
+from harness.images import encode, garment
+from harness.reference import answered_probabilities, model_probabilities
+from harness.v2_bodies import INFER, binary_body, bytes_elements
 from serving import ModelLoadError, create_app
 from serving.v2_codec import decode_input, encode_output, encode_response, split_body
-from tests.helpers import encode, garment
-from tests.serving.test_api import model_probabilities
 from training.data import LABELS
 
 RNG = np.random.default_rng(11)
 PIXELS = np.stack([garment(label, RNG) for label in (3, 7, 0, 9)])  # (4, 28, 28) uint8, light on black
-INFER = "/v2/models/fashion-softmax/infer"
 
 
 def native(client, pixels: np.ndarray) -> np.ndarray:
     """/predict's probabilities for these pixel arrays (no inversion: they are the model input as is)."""
     response = client.post("/predict?invert=false", json={"instances": pixels.tolist()})
     assert response.status_code == 200, response.get_data(as_text=True)
-    return np.array([list(p["probabilities"].values()) for p in response.get_json()["predictions"]])
+    return answered_probabilities(response.get_json())
 
 
 def fp32_input(pixels: np.ndarray, nested: bool = False) -> dict:
     data = pixels.astype(np.float32).reshape(-1, 1, 28, 28)
     return {"name": "image", "datatype": "FP32", "shape": list(data.shape),
             "data": data.tolist() if nested else data.ravel().tolist()}  # fmt: skip
-
-
-def binary_body(header: dict, raw: list[bytes]) -> tuple[bytes, dict]:
-    text = json.dumps(header).encode()
-    return text + b"".join(raw), {"Inference-Header-Content-Length": str(len(text))}
 
 
 def outputs(response) -> dict:
@@ -54,7 +49,8 @@ def outputs(response) -> dict:
 
 def test_server_and_model_metadata(client, model_dir):
     assert client.get("/v2").get_json() == {
-        "name": "fashion-softmax", "version": "0.1.0", "extensions": ["binary_tensor_data", "classification"]
+        "name": "fashion-softmax", "version": "0.1.0",
+        "extensions": ["binary_tensor_data", "classification", "model_repository"],
     }  # fmt: skip
     assert client.get("/v2/health/live").get_json() == {"live": True}
     assert client.get("/v2/health/ready").get_json() == {"ready": True}
@@ -130,7 +126,7 @@ def test_classification_is_tritons_top_k(client, model_dir, binary):
 def test_image_bytes_go_through_predicts_preprocessing(client, binary):
     pngs = [encode(pixels, "PNG") for pixels in PIXELS] + [encode(255 - PIXELS[1], "JPEG", quality=95)]
     if binary:
-        raw = b"".join(struct.pack("<I", len(data)) + data for data in pngs)
+        raw = bytes_elements(pngs)
         tensor = {
             "name": "image_bytes",
             "datatype": "BYTES",
@@ -145,7 +141,7 @@ def test_image_bytes_go_through_predicts_preprocessing(client, binary):
                                                         "data": data}]})  # fmt: skip
     expected = client.post("/predict", data={"image": [(io.BytesIO(data), f"{i}.img") for i, data in enumerate(pngs)]})
     assert expected.status_code == 200
-    expected = [list(p["probabilities"].values()) for p in expected.get_json()["predictions"]]
+    expected = answered_probabilities(expected.get_json())
     np.testing.assert_allclose(outputs(response)["probabilities"], expected, atol=1e-6, rtol=0)
 
 
@@ -157,67 +153,6 @@ def test_versions_are_the_repositorys(client, model_dir):
     for other in (version + 1, 0, "latest"):
         response = client.get(f"/v2/models/fashion-softmax/versions/{other}")
         assert response.status_code == 404 and isinstance(response.get_json()["error"], str)
-
-
-def image_tensor(shape, data, datatype="FP32", **request) -> bytes:
-    tensor = {"name": "image", "datatype": datatype, "shape": shape, "data": data}
-    return json.dumps({"inputs": [tensor], **request}).encode()
-
-
-ZEROS = [0.0] * 784
-TOP_0 = {"name": "probabilities", "parameters": {"classification": 0}}
-BYTES_3 = (  # shape [1], then three empty elements
-    b'{"inputs": [{"name": "image_bytes", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": 12}}]}'
-)
-SHORT_BINARY = (  # says 3136 bytes of binary data follow; 100 do
-    b'{"inputs": [{"name": "image", "datatype": "FP32", "shape": [1, 1, 28, 28], '
-    b'"parameters": {"binary_data_size": 3136}}]}'
-)
-BAD_V2 = {
-    # id: (method, path, body, extra headers, status, words the message has)
-    "wrong-shape": ("POST", INFER, image_tensor([1, 784], ZEROS), {}, 400, "must have shape [-1, 1, 28, 28]"),
-    "length-mismatch": ("POST", INFER, image_tensor([2, 1, 28, 28], ZEROS), {}, 400, "the shape needs 1568"),
-    "ragged-data": ("POST", INFER, image_tensor([2, 1, 28, 28], [ZEROS, [0.0]]), {}, 400, "not an even array"),
-    "unknown-datatype": ("POST", INFER, image_tensor([1, 1, 28, 28], ZEROS, "FP8"), {}, 400, "unknown datatype"),
-    "datatype-a-list": ("POST", INFER, image_tensor([1, 1, 28, 28], ZEROS, [["FP32"]]), {}, 400, "unknown datatype"),
-    "int32-datatype": ("POST", INFER, image_tensor([1, 1, 28, 28], [0] * 784, "INT32"), {}, 400, "must be FP32"),
-    "out-of-range": ("POST", INFER, image_tensor([1, 1, 28, 28], [300.0] * 784), {}, 400, "values must be in 0-255"),
-    "nan": ("POST", INFER, image_tensor([1, 1, 28, 28], [float("nan")] * 784), {}, 400, "finite"),
-    "uint8-overflow": ("POST", INFER, image_tensor([1, 1, 28, 28], [256] * 784, "UINT8"), {}, 400, "UINT8"),
-    "uint8-negative": ("POST", INFER, image_tensor([1, 1, 28, 28], [-1] * 784, "UINT8"), {}, 400, "in 0..255"),
-    "uint8-floats": ("POST", INFER, image_tensor([1, 1, 28, 28], [0.5] * 784, "UINT8"), {}, 400, "float64 data"),
-    "strings-as-fp32": ("POST", INFER, image_tensor([1, 1, 28, 28], ["1"] * 784), {}, 400, "not an even array"),
-    "booleans-as-fp32": ("POST", INFER, image_tensor([1, 1, 28, 28], [True] * 784), {}, 400, "bool data"),
-    "unknown-input": ("POST", INFER, b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]}]}',
-                      {}, 400, "unknown input 'x'"),
-    "no-inputs": ("POST", INFER, b'{"inputs": []}', {}, 400, "must list one tensor"),
-    "not-json": ("POST", INFER, b"{nope", {}, 400, "not valid JSON"),
-    "nested-too-deep": ("POST", INFER, b"[" * 60_000, {}, 400, "not valid JSON"),
-    "id-not-a-string": ("POST", INFER, image_tensor([1, 1, 28, 28], ZEROS, id=5), {}, 400, '"id" must be a string'),
-    "more-bytes-elements": ("POST", INFER, BYTES_3 + b"\0" * 12, {"Inference-Header-Content-Length": str(len(BYTES_3))},
-                            400, "more than the 1 elements"),
-    "empty-batch": ("POST", INFER, image_tensor([0, 1, 28, 28], []), {}, 400, "batch size 0"),
-    "unknown-output": ("POST", INFER, image_tensor([1, 1, 28, 28], ZEROS, outputs=[{"name": "logits"}]), {}, 400,
-                       "unknown output 'logits'"),
-    "bad-classification": ("POST", INFER, image_tensor([1, 1, 28, 28], ZEROS, outputs=[TOP_0]), {}, 400,
-                           "positive integer"),
-    "header-longer-than-body": ("POST", INFER, b'{"inputs": []}', {"Inference-Header-Content-Length": "999"}, 400,
-                                "the body has 14 bytes"),
-    "binary-size-past-end": ("POST", INFER, SHORT_BINARY + b"\0" * 100,
-                             {"Inference-Header-Content-Length": str(len(SHORT_BINARY))}, 400, "runs past"),
-    "bytes-not-images": ("POST", INFER, b'{"inputs": [{"name": "image_bytes", "datatype": "BYTES", "shape": [1], '
-                         b'"data": ["bm90IGFuIGltYWdl"]}]}', {}, 400, "not an image format"),
-    "bytes-not-base64": ("POST", INFER, b'{"inputs": [{"name": "image_bytes", "datatype": "BYTES", "shape": [1], '
-                         b'"data": ["***"]}]}', {}, 400, "not valid base64"),
-    "too-many-images": ("POST", INFER, image_tensor([3, 1, 28, 28], ZEROS * 3), {}, 413, "the limit is 2"),
-    "too-large-body": ("POST", INFER, b" " * 70_000, {}, 413, "exceeds"),
-    "unknown-model": ("GET", "/v2/models/mnist", b"", {}, 404, "unknown model 'mnist'"),
-    "unknown-model-infer": ("POST", "/v2/models/mnist/infer", image_tensor([1, 1, 28, 28], ZEROS), {}, 404, "mnist"),
-    "unknown-version": ("POST", "/v2/models/fashion-softmax/versions/99/infer", image_tensor([1, 1, 28, 28], ZEROS),
-                        {}, 404, "no version '99'"),
-    "unknown-route": ("GET", "/v2/repository/index", b"", {}, 404, "not found"),
-    "wrong-method": ("GET", INFER, b"", {}, 405, "not allowed"),
-}  # fmt: skip
 
 
 @pytest.fixture

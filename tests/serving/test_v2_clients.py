@@ -13,10 +13,12 @@ import tritonclient.http as triton
 from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 from tritonclient.utils import InferenceServerException
 
-from tests.helpers import encode, garment
-from tests.serving.live_server import live_server
-from tests.serving.openapi_check import check_http
-from tests.serving.test_v2 import BAD_V2
+from harness.bad_requests import BAD_V2
+from harness.images import encode, garment
+from harness.openapi_check import check_http
+from harness.reference import answered_probabilities
+from harness.server import ProductionServer
+from harness.v2_bodies import binary_body
 from training.data import LABELS
 
 MODEL = "fashion-softmax"
@@ -26,8 +28,8 @@ PIXELS = np.stack([garment(label, RNG) for label in range(10)] * 2)  # (20, 28, 
 
 @pytest.fixture(scope="module")
 def server(model_dir, tmp_path_factory):
-    with live_server(model_dir, tmp_path_factory.mktemp("v2-server") / "server.log") as url:
-        yield url
+    with ProductionServer(model_dir, tmp_path_factory.mktemp("v2-server") / "server.log") as running:
+        yield running.url
 
 
 @pytest.fixture
@@ -42,7 +44,7 @@ def native(url: str, pixels: np.ndarray) -> np.ndarray:
     response = requests.post(f"{url}/predict?invert=false", json={"instances": pixels.tolist()}, timeout=10)
     assert response.status_code == 200, response.text
     check_http(response)
-    return np.array([list(p["probabilities"].values()) for p in response.json()["predictions"]])
+    return answered_probabilities(response.json())
 
 
 def fp32(pixels: np.ndarray, binary: bool) -> triton.InferInput:
@@ -59,7 +61,7 @@ def test_tritonclient_health_and_metadata(client, model_dir):
     assert metadata["versions"] == [version] and metadata["platform"] == "onnxruntime_onnx"
     assert metadata["inputs"] == [{"name": "image", "datatype": "FP32", "shape": [-1, 1, 28, 28]}]
     assert metadata["outputs"] == [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]}]
-    assert client.get_server_metadata()["extensions"] == ["binary_tensor_data", "classification"]
+    assert client.get_server_metadata()["extensions"] == ["binary_tensor_data", "classification", "model_repository"]
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
@@ -96,8 +98,7 @@ def test_tritonclient_image_bytes_png_batch(client, server, binary):
     probabilities = client.infer(MODEL, [tensor]).as_numpy("probabilities")
     files = [("image", (f"{i}.png", png, "image/png")) for i, png in enumerate(pngs)]
     response = requests.post(f"{server}/predict", files=files, timeout=10)
-    expected = [list(p["probabilities"].values()) for p in response.json()["predictions"]]
-    np.testing.assert_allclose(probabilities, expected, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(probabilities, answered_probabilities(response.json()), atol=1e-6, rtol=0)
 
 
 def test_tritonclient_sees_our_error_message(client):
@@ -143,10 +144,10 @@ def test_bad_v2_requests_over_http_get_4xx_and_never_5xx(server):
         assert words.lower() in response.json()["error"].lower(), name
     assert requests.get(f"{server}/v2/models/{MODEL}", timeout=5).status_code == 200  # still answering
     zeros = np.zeros((257, 1, 28, 28), dtype="<f4")  # one past the artifact's batch limit of 256
-    header = json.dumps({"inputs": [{"name": "image", "datatype": "FP32", "shape": list(zeros.shape),
-                                     "parameters": {"binary_data_size": zeros.nbytes}}]}).encode()  # fmt: skip
-    response = session.post(f"{server}/v2/models/{MODEL}/infer", data=header + zeros.tobytes(),
-                            headers={"Inference-Header-Content-Length": str(len(header))}, timeout=10)  # fmt: skip
+    tensor = {"name": "image", "datatype": "FP32", "shape": list(zeros.shape),
+              "parameters": {"binary_data_size": zeros.nbytes}}  # fmt: skip
+    body, headers = binary_body({"inputs": [tensor]}, [zeros.tobytes()])
+    response = session.post(f"{server}/v2/models/{MODEL}/infer", data=body, headers=headers, timeout=10)
     assert response.status_code == 413 and "the limit is 256" in response.json()["error"]
     check_http(response)
     response = session.post(f"{server}/v2/models/{MODEL}/infer", data=b" " * (11 * 1024 * 1024), timeout=10)
@@ -163,10 +164,10 @@ def test_real_responses_match_the_openapi_document(server, model_dir):
         assert response.status_code == 200, path
         check_http(response)
     raw = PIXELS.astype("<f4").tobytes()
-    header = json.dumps({"inputs": [{"name": "image", "datatype": "FP32", "shape": [20, 1, 28, 28],
-                                     "parameters": {"binary_data_size": len(raw)}}],
-                         "parameters": {"binary_data_output": True}}).encode()  # fmt: skip
-    response = requests.post(f"{server}/v2/models/{MODEL}/versions/{version}/infer", data=header + raw,
-                             headers={"Inference-Header-Content-Length": str(len(header))}, timeout=10)  # fmt: skip
+    body, headers = binary_body({"inputs": [{"name": "image", "datatype": "FP32", "shape": [20, 1, 28, 28],
+                                             "parameters": {"binary_data_size": len(raw)}}],
+                                 "parameters": {"binary_data_output": True}}, [raw])  # fmt: skip
+    response = requests.post(f"{server}/v2/models/{MODEL}/versions/{version}/infer", data=body, headers=headers,
+                             timeout=10)  # fmt: skip
     assert response.status_code == 200 and response.headers["Content-Type"] == "application/octet-stream"
     check_http(response)

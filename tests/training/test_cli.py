@@ -7,8 +7,8 @@ import sys
 import pytest
 import torch
 
-from tests.helpers import write_idx_set
-from training import cli
+from harness.images import write_idx_set
+from training import cli, ood
 from training.data import load_fashion_mnist
 
 
@@ -81,6 +81,15 @@ def test_cuda_requested_without_cuda(tiny_data, monkeypatch, capsys):
     assert len(err) == 1 and "--device cpu" in err[0]
 
 
+def test_missing_fonts_are_one_line_naming_the_packages(tiny_data, monkeypatch, capsys):
+    monkeypatch.setattr(ood, "FONT_DIR", tiny_data / "no-fonts")
+    monkeypatch.setattr(cli, "build_sets", ood.build_sets.__wrapped__)  # built here, not the cached sets
+    assert cli.main(["--quiet", "--data-dir", str(tiny_data / "data"), "--out-dir", str(tiny_data / "out")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fonts-dejavu-core fonts-liberation2" in err[0] and "Traceback" not in err[0]
+    assert not (tiny_data / "out").exists()  # found before training: nothing published
+
+
 def test_unwritable_out_dir_is_one_line(tiny_data, capsys):
     blocker = tiny_data / "a-file"
     blocker.write_text("not a directory")
@@ -100,6 +109,9 @@ def test_a_full_run_prints_a_summary_and_publishes(tiny_data, capsys):
     assert "test accuracy" in captured.out and str(out / "model.onnx") in captured.out
     assert f"model repository: {out / 'model_repository' / 'fashion-softmax'}/ (version 1)" in captured.out
     assert "epoch   2" in captured.out + captured.err
+    assert "novelty detector" in captured.out and "novelty (ours)" in captured.out
+    for name in ("digits (tune)", "letters (report)", "faces (report)", "noise (report)", "Fashion-MNIST test"):
+        assert name in captured.out
     manifest = json.loads((out / "model.json").read_text())
     assert manifest["training"]["epochs"] == 2 and manifest["training"]["batch_size"] == 64
     assert manifest["training"]["recipe"] == "book" and manifest["training"]["lr"] == 0.1

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torchvision.datasets import FashionMNIST
 
-from tests.helpers import synthetic_images, write_idx_set
+from harness.images import synthetic_images, write_idx_set
 from training.data import LABELS, DataNotFoundError, load_fashion_mnist
 
 

@@ -1,5 +1,6 @@
 """Export: one verified ONNX file with its metadata, the manifest, and all-or-nothing publishing."""
 
+import copy
 import hashlib
 import json
 import os
@@ -33,12 +34,12 @@ def test_export_writes_a_verified_self_contained_model(tmp_path, export_to, trai
     (only_input,) = session.get_inputs()
     assert only_input.name == "image" and only_input.type == "tensor(float)"
     assert only_input.shape[1:] == [1, 28, 28] and isinstance(only_input.shape[0], str)  # dynamic batch
-    assert [o.name for o in session.get_outputs()] == ["probabilities"]
+    assert [o.name for o in session.get_outputs()] == ["probabilities", "novelty", "in_distribution"]
 
     _, result = trained
     for batch in (1, 7):
         pixels = small_splits[1].images[:batch].float().unsqueeze(1)  # (batch, 1, 28, 28), 0-255
-        (probabilities,) = session.run(None, {"image": pixels.numpy()})
+        (probabilities,) = session.run(["probabilities"], {"image": pixels.numpy()})
         assert probabilities.shape == (batch, 10)
         np.testing.assert_allclose(probabilities.sum(1), 1.0, atol=1e-6)
         with torch.no_grad():
@@ -68,7 +69,7 @@ def test_weights_load_without_unpickling_and_pictures_are_pngs(tmp_path, export_
     with np.load(tmp_path / "weights.npz", allow_pickle=False) as weights:
         np.testing.assert_array_equal(weights["W"], result.net.W.detach().numpy())
         np.testing.assert_array_equal(weights["b"], result.net.b.detach().numpy())
-    for name in ("weights.png", "curves.png", "predictions.png", "confusion.png"):
+    for name in ("weights.png", "curves.png", "predictions.png", "confusion.png", "novelty.png"):
         with Image.open(tmp_path / name) as picture:
             assert picture.format == "PNG" and picture.width > 300 and picture.height > 150
 
@@ -97,19 +98,29 @@ def fail_on_publish(real_replace, name="model.json"):
         ("_to_onnx", lambda: fail),
         ("_verify", lambda: fail),
         ("plots.plot_confusion", lambda: fail),
+        ("plots.plot_novelty", lambda: fail),
         ("_manifest", lambda: fail),
         ("os.replace", lambda: fail_on_publish(os.replace)),
         ("repository.stage", lambda: fail),
         ("os.replace", lambda: fail_on_publish(os.replace, "config.pbtxt")),
     ],
-    ids=["onnx-export", "verification", "pictures", "manifest", "publishing", "repository", "repository-config"],
+    ids=[
+        "onnx-export",
+        "verification",
+        "pictures",
+        "novelty-picture",
+        "manifest",
+        "publishing",
+        "repository",
+        "repository-config",
+    ],
 )
 def test_a_failure_during_export_leaves_the_previous_artifacts(tmp_path, export_to, monkeypatch, target, make_failure):
     export_to(tmp_path)
     before = {name: (tmp_path / name).read_bytes() for name in ARTIFACT_FILES}
     repository_before = repository_files(tmp_path)
     owner, _, attribute = target.rpartition(".")
-    namespace = {"": export_module, "plots": export_module.plots, "os": export_module.os}.get(owner)
+    namespace = {"": export_module, "plots": export_module.plots, "os": export_module.repository.os}.get(owner)
     namespace = namespace or export_module.repository
     monkeypatch.setattr(namespace, attribute, make_failure())
     with pytest.raises((RuntimeError, OSError)):
@@ -124,12 +135,62 @@ def test_a_failure_during_export_leaves_the_previous_artifacts(tmp_path, export_
     onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
 
 
-def test_verification_refuses_a_graph_that_differs_from_torch(tmp_path, trained, small_splits):
+def test_verification_refuses_a_graph_that_differs_from_torch(tmp_path, trained, small_splits, novelty):
     _, result = trained
-    graph = OnnxGraph(result.net).eval()
+    graph = OnnxGraph(result.net, novelty.detector).eval()
     good = tmp_path / "model.onnx"
-    onnx.save_model(export_module._to_onnx(graph, LABELS, "test"), good)
+    onnx.save_model(export_module._to_onnx(graph, LABELS, "test", "method"), good)
     with torch.no_grad():
         graph.b[0] += 1e-3  # torch now computes something else than the file
     with pytest.raises(ExportError, match="differs from torch"):
         export_module._verify(good, graph, small_splits[1])
+
+
+def test_the_graph_says_how_novel_each_image_is_as_the_detector_does(tmp_path, export_to, small_splits, novelty):
+    manifest = export_to(tmp_path)
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    outputs = {o.name: (o.type, o.shape) for o in session.get_outputs()}
+    assert outputs["novelty"][0] == "tensor(float)" and outputs["in_distribution"][0] == "tensor(bool)"
+    assert len(outputs["novelty"][1]) == len(outputs["in_distribution"][1]) == 1  # (N,)
+
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "model.onnx")).metadata_props}
+    threshold = json.loads(props["novelty_threshold"])
+    assert threshold == manifest["novelty"]["threshold"] == novelty.detector.threshold
+    assert props["novelty_method"] == manifest["novelty"]["method"] and len(props["novelty_method"]) < 120
+
+    garments = small_splits[1].images[:20].float().unsqueeze(1)  # (20, 1, 28, 28), 0-255
+    noise = torch.from_numpy(np.random.default_rng(0).uniform(0, 255, (5, 1, 28, 28)).astype(np.float32))
+    images = torch.cat([garments, noise])
+    probabilities, scores, in_distribution = session.run(None, {"image": images.numpy()})
+    assert probabilities.shape == (25, 10) and scores.shape == in_distribution.shape == (25,)
+    with torch.no_grad():
+        expected = novelty.detector(images.reshape(25, -1) / 255.0).numpy()
+    np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-3)
+    np.testing.assert_array_equal(in_distribution, scores <= np.float32(threshold))
+    assert in_distribution[:20].mean() > 0.8 and not in_distribution[20:].any()  # garments pass, noise does not
+
+
+def test_the_manifest_says_what_the_score_is_and_how_it_was_measured(tmp_path, export_to, novelty_on_sets):
+    manifest = export_to(tmp_path, with_novelty=novelty_on_sets)
+    found = manifest["novelty"]
+    assert found == json.loads((tmp_path / "model.json").read_text())["novelty"] == novelty_on_sets.summary
+    assert found["worse"] == "higher" and "higher = less like the training garments" in found["score"]
+    assert found["validation_accepted"] >= 0.95 and 0 < found["test_accepted"] <= 1
+    assert found["fit"]["images"] == "training images 0-852"  # 1,024 small training images, the last sixth held out
+    assert found["fit"]["validation"] == "training images 853-1023"
+    assert [o["name"] for o in manifest["outputs"]] == ["probabilities", "novelty", "in_distribution"]
+    assert {row["role"] for row in found["evaluation"]["sets"]} == {"tune", "report"}
+    with Image.open(tmp_path / "novelty.png") as picture:  # distributions and 7 ROC panels: a tall picture
+        assert picture.format == "PNG" and picture.height > 800
+
+
+def test_verification_refuses_a_novelty_score_that_differs_from_torch(tmp_path, trained, small_splits, novelty):
+    _, result = trained
+    graph = OnnxGraph(result.net, novelty.detector).eval()
+    good = tmp_path / "model.onnx"
+    onnx.save_model(export_module._to_onnx(graph, LABELS, "test", "method"), good)
+    export_module._verify(good, graph, small_splits[1])  # as exported: passes
+    changed = OnnxGraph(result.net, copy.deepcopy(novelty.detector)).eval()
+    changed.detector.ratio_offset += 0.5  # torch now scores every image half a nat higher
+    with pytest.raises(ExportError, match="novelty differs"):
+        export_module._verify(good, changed, small_splits[1])

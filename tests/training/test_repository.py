@@ -39,16 +39,24 @@ def test_config_pbtxt_parses_as_tritons_model_config(tmp_path, export_to):
     assert config.max_batch_size == manifest["serving"]["max_batch"] == export_module.MAX_BATCH
     (image,) = config.input
     assert (image.name, image.data_type, list(image.dims)) == ("image", model_config_pb2.TYPE_FP32, [1, 28, 28])
-    (probabilities,) = config.output
+    probabilities, novelty, in_distribution = config.output
     assert (probabilities.name, probabilities.data_type) == ("probabilities", model_config_pb2.TYPE_FP32)
     assert list(probabilities.dims) == [10] and probabilities.label_filename == "labels.txt"
+    assert not probabilities.HasField("reshape")
     assert (folder / "labels.txt").read_text().splitlines() == list(LABELS)
+    # one value per image: [N] in the model, [N, 1] in Triton's API (Triton's documented reshape to [])
+    for output, data_type in ((novelty, model_config_pb2.TYPE_FP32), (in_distribution, model_config_pb2.TYPE_BOOL)):
+        assert (output.data_type, list(output.dims), output.label_filename) == (data_type, [1], "")
+        assert output.HasField("reshape") and list(output.reshape.shape) == []
+    assert (novelty.name, in_distribution.name) == ("novelty", "in_distribution")
 
     # the repository's model is the artifact's model, and its tensors are what config.pbtxt says
     assert (folder / "1" / "model.onnx").read_bytes() == (tmp_path / "model.onnx").read_bytes()
     session = onnxruntime.InferenceSession(str(folder / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
     assert [(i.name, i.shape[1:]) for i in session.get_inputs()] == [("image", [1, 28, 28])]
-    assert [(o.name, o.shape[1:]) for o in session.get_outputs()] == [("probabilities", [10])]
+    outputs = [(o.name, o.type, o.shape[1:]) for o in session.get_outputs()]
+    assert outputs == [("probabilities", "tensor(float)", [10]), ("novelty", "tensor(float)", []),
+                       ("in_distribution", "tensor(bool)", [])]  # fmt: skip
     assert manifest["model_repository"] == {"path": f"model_repository/{MODEL}", "version": 1}
 
 

@@ -1,4 +1,8 @@
-"""Publishing models into a served folder during tests: a good one by the real exporter, or a broken one."""
+"""Models for tests, trained on synthetic garments and published by the real exporter (or a broken one).
+
+export_fit(folder, config, fit(config, train, test, cpu), train, test)   # artifacts/ as the CLI writes it
+publish_model(served_folder, seed=1)                                      # a new version, while it is served
+"""
 
 from __future__ import annotations
 
@@ -11,21 +15,42 @@ from pathlib import Path
 
 import torch
 
-from tests.helpers import synthetic_images
+from harness.images import synthetic_images
 from training.data import LABELS, Split
 from training.export import TrainingSummary, export
-from training.train import TrainConfig, fit
+from training.novelty_eval import Novelty, fit_and_evaluate
+from training.train import TrainConfig, TrainResult, fit
+
+
+def synthetic_split(count: int, seed: int) -> Split:
+    """`count` separable fake garments as the training code takes them (harness/images.py)."""
+    images, labels = synthetic_images(count, seed)
+    return Split(torch.from_numpy(images), torch.from_numpy(labels).long())
+
+
+def export_fit(
+    folder: Path,
+    config: TrainConfig,
+    result: TrainResult,
+    train: Split,
+    test: Split,
+    labels: tuple = LABELS,
+    novelty: Novelty | None = None,
+) -> dict:
+    """A CPU training result exported into `folder` by the real exporter; returns the manifest. Without `novelty`,
+    its detector is fitted here, evaluated on no out-of-distribution set (quick)."""
+    summary = TrainingSummary(config.to_dict(), "cpu", result.seconds, result.history)
+    novelty = novelty or fit_and_evaluate(result.net, train, test, sets=())
+    return export(result.net, novelty, summary, train, test, labels, folder)
 
 
 def publish_model(folder: Path, seed: int, labels: tuple[str, ...] = LABELS) -> dict:
     """Train a small model (synthetic garments, `seed`) and export it into `folder`; returns its manifest."""
-    images, classes = synthetic_images(512, seed)
-    split = Split(torch.from_numpy(images), torch.from_numpy(classes).long())
+    split = synthetic_split(512, seed)
     config = TrainConfig(epochs=1, batch_size=64, seed=seed)
     result = fit(config, split, split, torch.device("cpu"))
     _wait_for_a_new_version_stamp(folder)
-    summary = TrainingSummary(config.to_dict(), "cpu", result.seconds, result.history)
-    return export(result.net, summary, split, split, labels, folder)
+    return export_fit(folder, config, result, split, split, labels)
 
 
 def publish_broken_model(folder: Path) -> None:

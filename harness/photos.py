@@ -8,17 +8,13 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from tests.helpers import encode
+from harness.images import encode, png
 
 PHOTO_SIDE = 280  # the garment enlarged ten times, as a photo would show it
 
 
 def enlarged(pixels: np.ndarray) -> Image.Image:
     return Image.fromarray(pixels).resize((PHOTO_SIDE, PHOTO_SIDE), Image.Resampling.BICUBIC)
-
-
-def plain_png(pixels: np.ndarray) -> bytes:
-    return encode(pixels, "PNG")
 
 
 def wide_canvas_png(pixels: np.ndarray, size: tuple[int, int] = (420, 280)) -> bytes:
@@ -47,7 +43,7 @@ def exif_rotated_jpeg(pixels: np.ndarray) -> bytes:
 
 
 VARIANTS = {
-    "plain 28x28 PNG": plain_png,
+    "plain 28x28 PNG": png,
     "420x280 canvas, black margins": wide_canvas_png,
     "product photo, dark on white 280x280": product_photo_png,
     "EXIF-rotated JPEG product photo": exif_rotated_jpeg,

@@ -14,12 +14,24 @@ import subprocess
 from pathlib import Path
 
 
+class WrkFailed(RuntimeError):
+    """wrk ended without its summary (it could not start, or was cut off)."""
+
+
 def command(
-    url: str, body_file: Path, content_type: str, connections: int, seconds: float, headers=None, rate=None
+    url: str,
+    body_file: Path,
+    content_type: str,
+    connections: int,
+    seconds: float,
+    headers=None,
+    threads: int = 1,
+    rate=None,
 ) -> list:
-    """The wrk command line posting body_file; its Lua script is written beside the body. rate: requests/s in all,
-    paced (each connection waits connections/rate s between requests), instead of as many as the server answers."""
-    script = body_file.with_suffix(".lua")
+    """The wrk command line posting body_file from `threads` client threads; its Lua script is written beside the
+    body. rate: requests/s in all, paced (each connection waits connections/rate s between requests), instead of
+    as many as the server answers."""
+    script = Path(body_file).with_suffix(".lua")
     extra = "".join(f'wrk.headers["{name}"] = "{value}"\n' for name, value in (headers or {}).items())
     if rate is not None:
         extra += f"function delay() return {1000 * connections / rate:.3f} end\n"  # milliseconds
@@ -28,7 +40,18 @@ def command(
         f'wrk.method = "POST"; wrk.body = body; wrk.headers["Content-Type"] = "{content_type}"\n{extra}'
     )
     duration = max(1, round(seconds))
-    return ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", "--latency", "-s", str(script), url]
+    return [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--timeout",
+        "5s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
 
 
 def post_for(
@@ -39,21 +62,29 @@ def post_for(
     seconds: float,
     headers=None,
     per_request: int = 1,
+    threads: int = 1,
     rate=None,
 ) -> dict:
     """One wrk run (see `parse`); per_request: images in each body, for images_per_second; rate: see `command`."""
-    argv = command(url, body_file, content_type, connections, seconds, headers, rate)
-    output = subprocess.run(argv, capture_output=True, text=True, timeout=max(1, seconds) + 60, check=True).stdout
-    return parse(output, per_request)
+    argv = command(url, body_file, content_type, connections, seconds, headers, threads, rate)
+    try:
+        finished = subprocess.run(argv, capture_output=True, text=True, timeout=max(1, seconds) + 60)
+    except subprocess.TimeoutExpired as error:
+        raise WrkFailed(f"wrk did not finish {seconds:g} s of load within a minute more") from error
+    return parse(finished.stdout + finished.stderr, per_request)
 
 
 def parse(output: str, per_request: int = 1) -> dict:
     """wrk's report -> `requests` completed (any status), `errors` (socket errors plus non-2xx), p50/p99 in ms."""
+    completed = re.search(r"(\d+) requests in", output)
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if not (completed and rate):
+        raise WrkFailed(f"wrk gave no summary: {output.strip()[-300:]!r}")
     socket_errors = {kind: int(count) for kind, count in re.findall(r"(connect|read|write|timeout) (\d+)", output)}
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    rps = float(rate.group(1))
     return {
-        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
+        "requests": int(completed.group(1)),
         "requests_per_second": rps,
         "images_per_second": rps * per_request,
         "socket_errors": socket_errors,
@@ -65,5 +96,8 @@ def parse(output: str, per_request: int = 1) -> dict:
 
 
 def latency(output: str, percentile: str) -> float:
-    value, unit = re.search(rf"{percentile}\s+([\d.]+)(us|ms|s)", output).groups()
+    found = re.search(rf"{percentile}\s+([\d.]+)(us|ms|s)\b", output)
+    if not found:
+        raise WrkFailed(f"wrk gave no {percentile} latency (no request completed?)")
+    value, unit = found.groups()
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]

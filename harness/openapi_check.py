@@ -1,7 +1,7 @@
-"""Every response Flask's test client gets in tests/serving is checked against serving/openapi.yaml (openapi-core);
-`check_http` does the same for responses from a real server.
+"""Responses checked against serving/openapi.yaml (openapi-core): `CheckedClient` for Flask's test client,
+`check_http` for a `requests` response from a real server.
 
-tests/serving/conftest.py installs `CheckedClient` for all apps; a response whose status, content type, headers
+tests/serving/conftest.py installs `CheckedClient` for every app there; a response whose status, content type, headers
 or body the document does not allow fails the test that got it. Only a 404 or 405 for a path or method the
 document does not have (the not-found tests) is let through, and a 401 for one (a server with tokens tells
 nothing about a path to a request without one).
