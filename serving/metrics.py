@@ -198,7 +198,7 @@ def observe_all(histogram, values: np.ndarray) -> None:
     for bucket, count in enumerate(np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))):
         if count:
             histogram._buckets[bucket].inc(int(count))
-    histogram._sum.inc(float(values.sum()))
+    histogram._sum.inc(float(values.sum(dtype=np.float64)))  # as observe adds each value to a float
 
 
 class DriftWindow:

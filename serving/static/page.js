@@ -81,9 +81,24 @@ function showError(card, message) {
   error.hidden = false;
 }
 
-function showPrediction(card, prediction) {
-  card.querySelector(".label").textContent = prediction.label;
-  card.querySelector(".probability").textContent = percent(prediction.probability);
+// A picture the novelty check flags (in_distribution false) is not answered with a garment: its closest label
+// stays visible, as the closest label only, with the score and the threshold it passed.
+function showPrediction(card, prediction, model) {
+  const garment = prediction.in_distribution !== false;
+  card.dataset.inDistribution = String(garment);
+  card.dataset.answer = garment ? prediction.label : "not a garment";
+  if (garment) {
+    card.querySelector(".label").textContent = prediction.label;
+    card.querySelector(".probability").textContent = percent(prediction.probability);
+  } else {
+    card.querySelector(".label").textContent = "This does not look like a Fashion-MNIST garment";
+    const closest = card.querySelector(".closest");
+    closest.textContent =
+      `Closest label: ${prediction.label} (${percent(prediction.probability)}), not an answer: its novelty ` +
+      `score ${prediction.novelty} is above the model's threshold ${model.novelty_threshold} (higher is less ` +
+      "like the training garments).";
+    closest.hidden = false;
+  }
   const input = card.querySelector(".input");
   input.src = prediction.input_png;
   input.alt = `The 28×28 image the model saw for ${card.querySelector(".name").textContent}`;
@@ -91,7 +106,7 @@ function showPrediction(card, prediction) {
   const rows = card.querySelector(".bars tbody");
   for (const [label, probability] of Object.entries(prediction.probabilities)) {
     const row = rows.insertRow();
-    row.className = label === prediction.label ? "winner" : "";
+    row.className = label !== prediction.label ? "" : garment ? "winner" : "closest";
     const name = document.createElement("th");
     name.scope = "row";
     name.textContent = label;
@@ -118,7 +133,7 @@ async function classifyOne(card, blob, name) {
   }
   const body = await response.json().catch(() => null);
   if (!response.ok || !body) return showError(card, `${messageOf(body, response)} (HTTP ${response.status})`);
-  showPrediction(card, body.predictions[0]);
+  showPrediction(card, body.predictions[0], body.model);
   if (!performance.getEntriesByName("fs:first-result").length) performance.mark("fs:first-result");
 }
 
@@ -138,7 +153,7 @@ async function classifyAll(items) {
   await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, items.length) }, worker));
   performance.mark("fs:batch-done");
   const done = cards.filter((card) => card.dataset.state === "done");
-  const labels = done.map((card) => card.querySelector(".label").textContent);
+  const labels = done.map((card) => card.dataset.answer);
   const failed = cards.length - done.length;
   $("status").textContent =
     (done.length ? `Classified ${done.length}: ${labels.join(", ")}.` : "") +

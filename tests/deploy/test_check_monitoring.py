@@ -127,6 +127,7 @@ class FakeStack:
 
 @pytest.fixture
 def fast(monkeypatch):
+    monkeypatch.setenv("FASHION_SOFTMAX_TOKEN", "a-token")  # what compose_test.sh exports (the fake ignores it)
     monkeypatch.setattr(check_monitoring, "NOISE_EVERY_S", 0.01)
     monkeypatch.setattr(check_monitoring, "ALERT_MARGIN_S", 1)
 

@@ -11,7 +11,7 @@ import pytest
 
 from harness.bad_requests import BAD_REQUESTS, SMALL
 from harness.images import GARMENTS, from_data_url, multipart, png
-from harness.reference import model_probabilities
+from harness.reference import model_outputs, model_probabilities
 from serving import ModelLoadError, create_app
 from training.data import LABELS
 
@@ -21,9 +21,14 @@ def test_raw_png_gets_the_documented_response(client, model_dir):
     assert response.status_code == 200
     body = response.get_json()
     manifest = json.loads((model_dir / "model.json").read_text())
-    assert body["model"] == {"name": "fashion-softmax", "version": manifest["version"], "repository_version": 1}
+    threshold = float(f"{manifest['novelty']['threshold']:.6g}")  # the float32 threshold's significant digits
+    assert body["model"] == {"name": "fashion-softmax", "version": manifest["version"], "repository_version": 1,
+                             "novelty_threshold": threshold}  # fmt: skip
     (prediction,) = body["predictions"]
-    assert list(prediction) == ["label", "class_id", "probability", "probabilities"]
+    assert list(prediction) == ["label", "class_id", "probability", "in_distribution", "novelty", "probabilities"]
+    expected = model_outputs(model_dir, GARMENTS[3])
+    assert prediction["in_distribution"] is True and prediction["novelty"] <= threshold
+    assert prediction["novelty"] == pytest.approx(float(expected["novelty"][0]), rel=1e-5)
     assert list(prediction["probabilities"]) == list(LABELS)  # every label, in class-id order
     assert prediction["class_id"] == 3 and prediction["label"] == "Dress"
     assert prediction["probability"] == max(prediction["probabilities"].values())

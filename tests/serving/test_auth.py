@@ -47,6 +47,7 @@ def requests_by_rule(version: str) -> dict[str, tuple[str, str, dict]]:
         "/v2/models/<name>/versions/<version>/ready": ("GET", f"/v2/models/{MODEL}/versions/{version}/ready", {}),
         "/v2/models/<name>/infer": ("POST", f"/v2/models/{MODEL}/infer", infer),
         "/v2/models/<name>/versions/<version>/infer": ("POST", f"/v2/models/{MODEL}/versions/{version}/infer", infer),
+        "/v2/repository/index": ("POST", "/v2/repository/index", {"data": b"{}", "content_type": "application/json"}),
     }
 
 

@@ -8,6 +8,7 @@ import os
 import signal
 import time
 
+import numpy as np
 import pytest
 
 from harness.images import GARMENTS, png
@@ -38,7 +39,7 @@ def test_a_new_model_is_swapped_in_and_the_old_one_finishes_its_work(copy_model)
     assert live.predictor.version == manifest["version"] != old.version
     assert live.predictor.manifest["sha256"] == manifest["sha256"]
     # a request that fetched the old predictor before the swap still completes on it
-    assert old.predict(GARMENTS[3][None, None].astype("float32")).argmax() == 3
+    assert old.predict(GARMENTS[3][None, None].astype("float32")).probabilities.argmax() == 3
 
 
 @pytest.mark.parametrize("damage", ["model-does-not-load", "sha256-mismatch", "labels-changed"])
@@ -63,10 +64,36 @@ def test_a_bad_model_is_refused_and_the_old_one_keeps_serving(copy_model, damage
 
 
 def test_a_model_whose_output_is_not_probabilities_is_refused_at_load(copy_model, monkeypatch):
-    from serving.model import Predictor
+    from serving.model import Outputs, Predictor
 
-    monkeypatch.setattr(Predictor, "predict", lambda self, pixels: pixels.reshape(len(pixels), -1)[:, :10] + 5)
+    def scores(self, pixels):  # (N, 10) scores that are not probabilities, and a sound novelty check
+        novelty = np.zeros(len(pixels), np.float32)
+        return Outputs(pixels.reshape(len(pixels), -1)[:, :10] + 5, novelty, novelty <= self.novelty_threshold)
+
+    monkeypatch.setattr(Predictor, "predict", scores)
     with pytest.raises(ModelLoadError, match="not probabilities"):
+        Predictor.load(copy_model)
+
+
+@pytest.mark.parametrize("fault", ["flags-disagree", "not-finite", "wrong-shape"])
+def test_a_model_whose_novelty_outputs_are_unsound_is_refused_at_load(copy_model, monkeypatch, fault):
+    from serving.model import Outputs, Predictor
+
+    sound = Predictor.predict
+
+    def damaged(self, pixels):
+        outputs = sound(self, pixels)
+        novelty, flags = outputs.novelty, outputs.in_distribution
+        if fault == "flags-disagree":
+            flags = ~flags
+        elif fault == "not-finite":
+            novelty = np.full_like(novelty, np.nan)
+        else:
+            novelty = novelty[:1]
+        return Outputs(outputs.probabilities, novelty, flags)
+
+    monkeypatch.setattr(Predictor, "predict", damaged)
+    with pytest.raises(ModelLoadError, match="novelty"):
         Predictor.load(copy_model)
 
 

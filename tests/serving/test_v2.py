@@ -11,7 +11,7 @@ import pytest
 
 from harness.bad_requests import BAD_V2
 from harness.images import encode, garment
-from harness.reference import answered_probabilities, model_probabilities
+from harness.reference import answered_probabilities, model_outputs, model_probabilities
 from harness.v2_bodies import INFER, binary_body, bytes_elements
 from serving import ModelLoadError, create_app
 from serving.v2_codec import decode_input, encode_output, encode_response, split_body
@@ -61,7 +61,11 @@ def test_server_and_model_metadata(client, model_dir):
         "versions": [version],
         "platform": "onnxruntime_onnx",
         "inputs": [{"name": "image", "datatype": "FP32", "shape": [-1, 1, 28, 28]}],
-        "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]}],
+        "outputs": [
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
+            {"name": "novelty", "datatype": "FP32", "shape": [-1]},
+            {"name": "in_distribution", "datatype": "BOOL", "shape": [-1]},
+        ],
     }
     assert client.get("/v2/models/fashion-softmax").get_json() == expected
     assert client.get(f"/v2/models/fashion-softmax/versions/{version}").get_json() == expected
@@ -75,8 +79,11 @@ def test_json_fp32_equals_predict(client, nested):
     body = response.get_json()
     assert response.mimetype == "application/json" and "Inference-Header-Content-Length" not in response.headers
     assert body["id"] == "r-1" and body["model_name"] == "fashion-softmax"
-    (output,) = body["outputs"]
+    output, novelty, flags = body["outputs"]  # every output when none is asked for
     assert (output["name"], output["datatype"], output["shape"]) == ("probabilities", "FP32", [4, 10])
+    assert (novelty["name"], novelty["datatype"], novelty["shape"]) == ("novelty", "FP32", [4])
+    assert (flags["name"], flags["datatype"], flags["shape"]) == ("in_distribution", "BOOL", [4])
+    assert flags["data"] == [True] * 4  # garments of the small model's kind
     probabilities = np.array(output["data"]).reshape(4, 10)
     np.testing.assert_allclose(probabilities, native(client, PIXELS), atol=1e-6, rtol=0)
     assert probabilities.argmax(1).tolist() == [3, 7, 0, 9]
@@ -107,6 +114,30 @@ def test_binary_tensors_both_ways(client):
                                 [pixels.tobytes()])  # fmt: skip
     response = client.post(INFER, data=body, headers=headers)
     assert response.mimetype == "application/json" and len(response.get_json()["outputs"][0]["data"]) == 40
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+def test_the_novelty_outputs_equal_the_model_and_predict(client, model_dir, binary):
+    """Garments and noise: novelty and in_distribution as model.onnx computes them, and as /predict says them."""
+    noise = np.random.default_rng(0).integers(0, 256, (2, 28, 28), dtype=np.uint8)
+    pixels = np.concatenate([PIXELS, noise])
+    requested = [{"name": name, "parameters": {"binary_data": binary}} for name in ("in_distribution", "novelty")]
+    found = outputs(client.post(INFER, json={"inputs": [fp32_input(pixels)], "outputs": requested}))
+    assert list(found) == ["in_distribution", "novelty"]  # only those asked for, in the order asked
+    expected = model_outputs(model_dir, pixels)
+    assert found["in_distribution"].dtype == bool and found["in_distribution"].tolist() == [True] * 4 + [False] * 2
+    np.testing.assert_array_equal(found["in_distribution"], expected["in_distribution"])
+    np.testing.assert_allclose(found["novelty"], expected["novelty"], rtol=1e-6)
+    native_answer = client.post("/predict?invert=false", json={"instances": pixels.tolist()}).get_json()
+    assert [p["in_distribution"] for p in native_answer["predictions"]] == found["in_distribution"].tolist()
+    np.testing.assert_allclose([p["novelty"] for p in native_answer["predictions"]], found["novelty"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["novelty", "in_distribution"])
+def test_classification_of_a_novelty_output_is_refused(client, name):
+    requested = [{"name": name, "parameters": {"classification": 1}}]
+    response = client.post(INFER, json={"inputs": [fp32_input(PIXELS)], "outputs": requested})
+    assert response.status_code == 400 and "probabilities" in response.get_json()["error"]
 
 
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])

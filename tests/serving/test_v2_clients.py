@@ -60,7 +60,11 @@ def test_tritonclient_health_and_metadata(client, model_dir):
     metadata = client.get_model_metadata(MODEL)
     assert metadata["versions"] == [version] and metadata["platform"] == "onnxruntime_onnx"
     assert metadata["inputs"] == [{"name": "image", "datatype": "FP32", "shape": [-1, 1, 28, 28]}]
-    assert metadata["outputs"] == [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]}]
+    assert metadata["outputs"] == [
+        {"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
+        {"name": "novelty", "datatype": "FP32", "shape": [-1]},
+        {"name": "in_distribution", "datatype": "BOOL", "shape": [-1]},
+    ]
     assert client.get_server_metadata()["extensions"] == ["binary_tensor_data", "classification", "model_repository"]
 
 
