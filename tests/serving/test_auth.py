@@ -8,47 +8,13 @@ import json
 import logging
 import time
 
-import numpy as np
 import pytest
 
-from harness.images import encode, garment
-from harness.tokens import bearer, issue_token
+from harness.tokens import bearer, issue_token, requests_by_rule
+from harness.v2_bodies import MODEL
 from serving import create_app, tokens
 from serving.auth import OPEN_RULES
 from serving.openapi import document
-
-MODEL = "fashion-softmax"
-PNG = encode(garment(3, np.random.default_rng(0)), "PNG")
-INFER_BODY = json.dumps({"inputs": [{"name": "image", "datatype": "FP32", "shape": [1, 1, 28, 28], "data": [0] * 784}]})
-
-
-def requests_by_rule(version: str) -> dict[str, tuple[str, str, dict]]:
-    """One request for every URL rule of the app: rule -> (method, path, keyword arguments of the client's open)."""
-    png = {"data": PNG, "content_type": "image/png"}
-    infer = {"data": INFER_BODY, "content_type": "application/json"}
-    return {
-        "/predict": ("POST", "/predict", png),
-        "/health": ("GET", "/health", {}),
-        "/ready": ("GET", "/ready", {}),
-        "/metadata": ("GET", "/metadata", {}),
-        "/metrics": ("GET", "/metrics", {}),
-        "/openapi.json": ("GET", "/openapi.json", {}),
-        "/": ("GET", "/", {}),
-        "/static/<name>": ("GET", "/static/page.js", {}),
-        "/docs": ("GET", "/docs", {}),
-        "/docs/<name>": ("GET", "/docs/swagger-ui.css", {}),
-        "/artifacts/<name>": ("GET", "/artifacts/weights.png", {}),
-        "/v2": ("GET", "/v2", {}),
-        "/v2/health/live": ("GET", "/v2/health/live", {}),
-        "/v2/health/ready": ("GET", "/v2/health/ready", {}),
-        "/v2/models/<name>": ("GET", f"/v2/models/{MODEL}", {}),
-        "/v2/models/<name>/versions/<version>": ("GET", f"/v2/models/{MODEL}/versions/{version}", {}),
-        "/v2/models/<name>/ready": ("GET", f"/v2/models/{MODEL}/ready", {}),
-        "/v2/models/<name>/versions/<version>/ready": ("GET", f"/v2/models/{MODEL}/versions/{version}/ready", {}),
-        "/v2/models/<name>/infer": ("POST", f"/v2/models/{MODEL}/infer", infer),
-        "/v2/models/<name>/versions/<version>/infer": ("POST", f"/v2/models/{MODEL}/versions/{version}/infer", infer),
-        "/v2/repository/index": ("POST", "/v2/repository/index", {"data": b"{}", "content_type": "application/json"}),
-    }
 
 
 @pytest.fixture

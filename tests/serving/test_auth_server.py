@@ -17,10 +17,9 @@ from tritonclient.utils import InferenceServerException
 from harness.images import encode, garment
 from harness.openapi_check import check_http
 from harness.server import ProductionServer, ServerExited
-from harness.tokens import bearer, issue_token
+from harness.tokens import bearer, issue_token, requests_by_rule
 from serving import tokens
 from serving.server import check_access
-from tests.serving.test_auth import requests_by_rule
 
 MODEL = "fashion-softmax"
 PIXELS = np.stack([garment(label, np.random.default_rng(2)) for label in range(4)])  # (4, 28, 28) light on black
