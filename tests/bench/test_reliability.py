@@ -37,7 +37,7 @@ def test_fuzzing_with_less_time_than_schemathesis_needs_to_start_sends_nothing_a
 
 
 def test_fuzzing_ends_within_its_budget_and_counts_what_the_server_saw(model_dir, tmp_path):
-    with ProductionServer(model_dir, tmp_path / "server.log") as server:
+    with ProductionServer(model_dir, tmp_path / "server.log", with_token=True) as server:  # as make reliability
         before = server.requests_counted()
         started = time.monotonic()
         result = fuzz.run(server, tmp_path, budget_s=25)

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from training import export as export_module
+from harness.publish import export_fit
 from training.data import LABELS
-from training.export import ARTIFACT_FILES, TrainingSummary
+from training.export import ARTIFACT_FILES
 from training.rollback import main
 
 REPOSITORY = "model_repository/fashion-softmax"
@@ -72,11 +72,10 @@ def test_a_version_without_a_manifest_is_refused(two_versions, capsys):
     assert "no usable manifest" in refused(two_versions, ["1"], capsys)
 
 
-def test_a_version_the_server_would_refuse_is_refused(tmp_path, small_splits, trained, capsys):
+def test_a_version_the_server_would_refuse_is_refused(tmp_path, small_splits, trained, novelty, capsys):
     config, result = trained
-    summary = TrainingSummary(config.to_dict(), "cpu", result.seconds, result.history)
-    export_module.export(result.net, summary, *small_splits, tuple(reversed(LABELS)), tmp_path)  # version 1
-    export_module.export(result.net, summary, *small_splits, LABELS, tmp_path)  # version 2, current
+    export_fit(tmp_path, config, result, *small_splits, tuple(reversed(LABELS)), novelty)  # version 1
+    export_fit(tmp_path, config, result, *small_splits, LABELS, novelty)  # version 2, current
     assert "other labels than the served model" in refused(tmp_path, ["1"], capsys)
 
 
