@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.distributions import MultivariateNormal
 
-from tests.training.conftest import make_split
+from harness.publish import synthetic_split
 from training.data import Split
 from training.novelty import (
     CORRUPTIONS,
@@ -74,7 +74,7 @@ def test_features_are_pca_coefficients_and_lit_stripe_shares():
 
 
 def test_validation_is_the_end_of_the_training_set():
-    split = make_split(600, 0)
+    split = synthetic_split(600, 0)
     fitting, validation = split_validation(split, 1 / 6)
     assert (len(fitting.images), len(validation.images)) == (500, 100)
     assert torch.equal(validation.images, split.images[500:]) and torch.equal(fitting.labels, split.labels[:500])
@@ -93,7 +93,7 @@ def test_the_threshold_accepts_the_share_asked_and_no_more_than_needed(count):
 
 
 def test_spoiled_garments_are_pictures_of_every_kind_in_equal_parts():
-    X = pixels(make_split(200, 0))
+    X = pixels(synthetic_split(200, 0))
     made = spoil(X, 160, torch.Generator().manual_seed(0))
     assert made.shape == (160, 784) and made.dtype == torch.float32
     assert made.min() >= 0 and made.max() <= 1
@@ -109,7 +109,7 @@ def test_spoiled_garments_are_pictures_of_every_kind_in_equal_parts():
 
 @pytest.fixture(scope="module")
 def fitted():
-    split = make_split(1200, 0)
+    split = synthetic_split(1200, 0)
     return split, *fit_detector(split)
 
 
@@ -128,7 +128,7 @@ def test_fitting_keeps_the_best_pca_size_on_validation_and_a_threshold_accepting
 
 def test_garments_pass_and_what_is_not_a_garment_is_flagged(fitted):
     _, detector, _ = fitted
-    held_out = pixels(make_split(500, 7))  # new synthetic garments (bright bands on noise)
+    held_out = pixels(synthetic_split(500, 7))  # new synthetic garments (bright bands on noise)
     rng = np.random.default_rng(0)
     band = held_out[:100].reshape(-1, 28, 28)
     not_garments = {
@@ -146,7 +146,7 @@ def test_garments_pass_and_what_is_not_a_garment_is_flagged(fitted):
 def test_the_gaussians_see_only_the_fitting_images():
     """Changing the validation images changes the threshold, never the fitted statistics."""
     config = NoveltyConfig(components=(10,))  # one size: nothing is chosen on validation but the threshold
-    split = make_split(600, 0)
+    split = synthetic_split(600, 0)
     images = split.images.clone()
     images[500:] = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (100, 28, 28), dtype=np.uint8))
     detector, fit = fit_detector(split, config)

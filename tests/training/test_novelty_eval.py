@@ -6,7 +6,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from tests.training.conftest import make_split
+from harness.publish import synthetic_split
 from training.novelty import pixels
 from training.novelty_eval import METHODS, Mahalanobis, score_all, table
 
@@ -32,7 +32,7 @@ def test_the_ridge_is_the_one_the_validation_images_like_best():
 
 def test_msp_and_energy_are_computed_from_the_classifiers_logits(trained, novelty):
     _, result = trained
-    X = pixels(make_split(32, 5))
+    X = pixels(synthetic_split(32, 5))
     mahalanobis = Mahalanobis(X, X)
     scores = score_all(novelty.detector, result.net, mahalanobis, X)
     with torch.no_grad():
