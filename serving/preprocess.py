@@ -241,9 +241,13 @@ def array_to_input(values, invert: bool | None, target: Target) -> np.ndarray:
 
 def check_range(pixels: np.ndarray, target: Target) -> None:
     """Pixel values the model takes as they are: finite, within the artifact's value range."""
+    if not pixels.size:
+        return
     low, high = target.value_range
-    if not np.isfinite(pixels).all():
+    smallest, largest = pixels.min(), pixels.max()  # a NaN anywhere makes both NaN, and fails both comparisons
+    if smallest >= low and largest <= high:
+        return
+    if not (np.isfinite(smallest) and np.isfinite(largest)):
         raise InputError("bad_pixels", "pixel values must be finite numbers (no NaN or Infinity)")
-    if pixels.size and (pixels.min() < low or pixels.max() > high):
-        message = f"pixel values must be in {low:g}-{high:g}; got {pixels.min():g} to {pixels.max():g}"
-        raise InputError("bad_pixels", message)
+    message = f"pixel values must be in {low:g}-{high:g}; got {smallest:g} to {largest:g}"
+    raise InputError("bad_pixels", message)

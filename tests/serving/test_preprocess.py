@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from harness.images import encode, garment
-from serving.preprocess import InputError, Limits, Target, array_to_input, image_to_input
+from serving.preprocess import InputError, Limits, Target, array_to_input, check_range, image_to_input
 
 LIMITS = Limits()
 TARGET = Target()  # 28x28, 0-255: what the exported model declares
@@ -261,3 +261,24 @@ def test_the_models_declared_side_and_range_are_followed():
     )
     with pytest.raises(InputError, match="0-1"):
         array_to_input(CLEAN[::2, ::2].tolist(), None, unit_range)
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [(np.nan, "finite"), (np.inf, "finite"), (-np.inf, "finite"), (255.5, "in 0-255; got 0 to 255.5"),
+     (-1.0, "in 0-255; got -1 to 200")],
+)  # fmt: skip
+@pytest.mark.parametrize("at", [0, 783])
+def test_check_range_finds_one_bad_value_anywhere(bad, says, at):
+    pixels = np.full(784, 200.0, dtype=np.float32)
+    pixels[0 if at else 783] = 0.0
+    pixels[at] = bad
+    with pytest.raises(InputError, match=says.replace("(", r"\(")) as refused:
+        check_range(pixels, Target())
+    assert refused.value.code == "bad_pixels"
+
+
+def test_check_range_passes_the_whole_range_and_nothing():
+    check_range(np.array([0.0, 255.0, 17.5], dtype=np.float32), Target())
+    check_range(np.zeros(0, dtype=np.float32), Target())
+    check_range(np.array([-1.0, 1.0]), Target(value_range=(-1.0, 1.0)))
