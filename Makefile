@@ -72,9 +72,10 @@ bench-peers: $(STAMP) ## ours beside MLServer, KServe, LitServe, BentoML, PyTrit
 	$(BIN)/python -m bench.bench_peers $(BENCH_PEERS_ARGS)
 
 .PHONY: bench-versions
-bench-versions: $(STAMP) ## memory per extra model version a worker serves (FASHION_SOFTMAX_VERSION_POLICY)
+bench-versions: $(STAMP) ## memory per extra model version a worker serves, and a rollback under 64 clients' load
 	@test -f artifacts/model.json || $(MAKE) train-export
 	$(BIN)/python -m bench.version_memory
+	$(BIN)/python -m bench.rollback_load
 
 .PHONY: reliability
 reliability: $(STAMP) ## the server (2 workers) under fuzzing, load, 100k requests, a killed worker, slow clients (TIME_SCALE=0.5: half the time)
