@@ -58,8 +58,8 @@ serve: $(STAMP) ## serve artifacts/ with Granian on 127.0.0.1:8000 (FASHION_SOFT
 bench: bench-train bench-serve bench-versions ## run every benchmark (reports in bench/results/)
 
 .PHONY: bench-train
-bench-train: $(STAMP) ## our loop vs the book's DataLoader loop, 10 epochs, side by side
-	$(BIN)/python -m bench.bench_train
+bench-train: $(STAMP) ## our loop vs the book's DataLoader loop, 10 epochs, side by side (BENCH_TRAIN_ARGS=--repeats 1)
+	$(BIN)/python -m bench.bench_train $(BENCH_TRAIN_ARGS)
 
 .PHONY: bench-serve
 bench-serve: $(STAMP) ## load test (wrk) of the service and of the naive Flask+torch baseline, side by side

@@ -24,11 +24,11 @@ control_socket_disable = True  # gunicorn >= 27 would otherwise open a socket un
 
 
 def on_starting(server):
-    """As `python -m serving` starts: one line and exit if there is no usable model; a fresh metrics folder
-    (PROMETHEUS_MULTIPROC_DIR) where every worker writes its samples and /metrics sums them."""
-    from serving.server import check_model, prepare_metrics_dir
+    """As `python -m serving` starts: one line and exit without tokens off loopback or without a usable model; a
+    fresh metrics folder (PROMETHEUS_MULTIPROC_DIR) where every worker writes its samples and /metrics sums them."""
+    from serving.server import check_before_start, prepare_metrics_dir
 
-    check_model(os.environ.get("FASHION_SOFTMAX_MODEL_DIR", "artifacts"))
+    check_before_start(os.environ)
     prepare_metrics_dir()
 
 

@@ -117,11 +117,15 @@ def build_server(**replacing) -> Granian:
     return server
 
 
-def main(**replacing) -> None:
-    environ = os.environ
+def check_before_start(environ) -> None:
+    """What every server of this app checks before a worker starts: who may reach it, and a usable model."""
     check_access(environ)
     check_model(
         environ.get("FASHION_SOFTMAX_MODEL_DIR", "artifacts"), environ.get("FASHION_SOFTMAX_VERSION_POLICY", "latest")
     )
+
+
+def main(**replacing) -> None:
+    check_before_start(os.environ)
     prepare_metrics_dir()
     build_server(**replacing).serve()
