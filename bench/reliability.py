@@ -37,7 +37,7 @@ CONNECTIONS = 64  # of the load, memory and worker-kill scenarios
 BUDGETS_S = {  # seconds per scenario at --time-scale 1
     "memory": 150,  # wrk until 10,000 requests, a reading, then until 100,000, another
     "load": 60,  # wrk for this long
-    "fuzzing": 150,  # schemathesis for this long (bench/fuzz.py); 10,000 requests or more
+    "fuzzing": 210,  # schemathesis for this long (bench/fuzz.py); 10,000 requests or more
     "authorization_fuzzing": 60,  # malformed Authorization headers (bench/auth_fuzz.py) until 5,000 or this long
     "slow_clients": 30,  # 50 trickling clients while ordinary requests are timed
     "worker_killed": 60,  # wrk for this long, a worker killed at a third of it
