@@ -26,7 +26,9 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness import ROOT, free_port
+from serving.metrics import FLUSH_EVERY_S
 
+SETTLE_S = 3 * FLUSH_EVERY_S  # a worker writes its gathered counts within FLUSH_EVERY_S of counting them
 REQUESTS_COUNTER = "fashion_softmax_http_requests"  # serving/metrics.py; the parser drops "_total"
 
 
@@ -194,8 +196,10 @@ class ProductionServer:
         """The server's own count of answered requests, all workers (dead ones too); one route or all,
         statuses starting with `status` ("5": server errors) or all, one method or all.
 
-        This scrape is itself counted only after it is answered, so it is not in its own figure.
+        This scrape is itself counted only after it is answered, so it is not in its own figure. It waits first
+        for every worker to have written the counts it gathers (serving/metrics.py, SampleWriter).
         """
+        time.sleep(SETTLE_S)
 
         return int(
             sum(

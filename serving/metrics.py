@@ -3,14 +3,20 @@ middleware around the Flask app), model reloads, and what the model sees: predic
 score, images flagged as not garments, and drift (a worker's recent predictions against the training set).
 
 Under the production server (PROMETHEUS_MULTIPROC_DIR set, see serving/server.py) every worker
-writes its samples to that folder and /metrics adds them all up.
+writes its samples to that folder and /metrics adds them all up. Writing a sample there takes a lock and a
+write to the worker's memory-mapped file, several per request: a worker gathers its increments and writes
+each sample once per FLUSH_EVERY_S instead (SampleWriter): another worker's last FLUSH_EVERY_S of counts may be
+missing from one /metrics answer (they are in the next), and a worker killed outright loses at most that much.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import threading
 import time
+from bisect import bisect_left
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,14 +39,15 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 NOVELTY_BUCKETS = (0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 DRIFT_WINDOW = 1000  # a worker's most recent images, compared with the training set
 DRIFT_EVERY_S = 1.0  # the drift gauges are computed at most this often per worker
+FLUSH_EVERY_S = 0.1  # multiprocess mode: a worker writes its gathered increments to its sample file this often
 log = logging.getLogger("serving.access")
 ROUTE_KEY = "fashion_softmax.route"  # where the matched URL rule waits in the WSGI environ
 
 
 def _note_route() -> None:
     """before_request: the rule that matched ("/predict", not the URL asked for), for the label."""
-    rule = request.url_rule
-    request.environ[ROUTE_KEY] = rule.rule if rule is not None else "unmatched"
+    asked = request._get_current_object()  # one look-up behind Flask's proxy
+    asked.environ[ROUTE_KEY] = asked.url_rule.rule if asked.url_rule is not None else "unmatched"
 
 
 class Metrics:
@@ -100,33 +107,34 @@ class Metrics:
         )
         self.window = DriftWindow(DRIFT_WINDOW)
         self._drift_at = 0.0  # time.monotonic() of the last drift computation
-        self._by_version: dict[int, tuple] = {}  # version -> its labelled children
-        # labelled children, looked up once: label values are bounded (routes x methods x statuses)
-        self._requests_by_labels: dict[tuple[str, str, str], Counter] = {}
+        self._by_version: dict[int, tuple] = {}  # version -> its labelled samples
+        self.writer = SampleWriter(gather=bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR")))
+        # labelled children (or their sample values), looked up once: label values are bounded (routes x methods x
+        # statuses)
+        self._requests_by_labels: dict[tuple[str, str, str], object] = {}
         self._latency_by_route: dict[str, Histogram] = {}
 
     def count_predictions(self, predictor: Predictor, outputs: Outputs) -> None:
         """One inference: its images, their classes, novelty and flags, labelled by the model repository version
         (a bounded label: the loaded versions); then the drift gauges, at most once per DRIFT_EVERY_S."""
         version = predictor.repository_version
-        children = self._by_version.get(version)
-        if children is None:
-            children = self._by_version[version] = (
-                self.images.labels(str(version)),
-                [self.predictions.labels(str(version), label) for label in predictor.labels],
-                self.flagged.labels(str(version)),
+        samples = self._by_version.get(version)
+        if samples is None:
+            samples = self._by_version[version] = (
+                self.images.labels(str(version))._value,
+                [self.predictions.labels(str(version), label)._value for label in predictor.labels],
+                self.flagged.labels(str(version))._value,
                 self.novelty.labels(str(version)),
             )
-        images, per_class, flagged, novelty = children
+        images, per_class, flagged, novelty = samples
         classes = outputs.probabilities.argmax(axis=1)  # (N,) predicted class ids
         flags = ~outputs.in_distribution  # (N,) flagged
-        images.inc(len(classes))
-        for class_id, count in enumerate(np.bincount(classes, minlength=len(per_class)).tolist()):
-            if count:
-                per_class[class_id].inc(count)
-        if flags.any():
-            flagged.inc(int(flags.sum()))
-        observe_all(novelty, outputs.novelty / predictor.novelty_threshold)
+        increments = [(images, len(classes))]
+        increments += [(per_class[class_id], 1) for class_id in classes.tolist()]  # the writer adds repeats up
+        if flagged_count := int(np.count_nonzero(flags)):
+            increments.append((flagged, flagged_count))
+        increments += observations(novelty, outputs.novelty / predictor.novelty_threshold)
+        self.writer.add(increments)
         self.window.add(classes, flags)
         now = time.monotonic()
         if now - self._drift_at >= DRIFT_EVERY_S:
@@ -164,12 +172,11 @@ class Metrics:
         key = (route, method, status)
         counter = self._requests_by_labels.get(key)
         if counter is None:
-            counter = self._requests_by_labels[key] = self.requests.labels(*key)
-        counter.inc()
+            counter = self._requests_by_labels[key] = self.requests.labels(*key)._value
         histogram = self._latency_by_route.get(route)
         if histogram is None:
             histogram = self._latency_by_route[route] = self.latency.labels(route)
-        histogram.observe(seconds)
+        self.writer.add([(counter, 1), *observations(histogram, [seconds])])
         request_id = environ.get("HTTP_X_REQUEST_ID")  # set by the proxy (docker/proxy/nginx.conf)
         if request_id:  # with the worker process that answered, to follow a request across replicas and workers
             log.info("request %s: %s %s -> %s (worker %d)", request_id, method, environ.get("PATH_INFO"), status,
@@ -177,6 +184,7 @@ class Metrics:
 
     def exposition(self) -> tuple[bytes, str]:
         """The text format, summed over all worker processes when in multiprocess mode."""
+        self.writer.flush()  # this worker's gathered increments; the others' are at most FLUSH_EVERY_S old
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
@@ -184,21 +192,58 @@ class Metrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
-def observe_all(histogram, values: np.ndarray) -> None:
-    """histogram.observe(v) for every v, one increment per bucket instead of per value.
+def observations(histogram, values) -> list[tuple[object, float]]:
+    """The increments histogram.observe(v) makes for every v in `values`: one per bucket and one for the sum.
 
-    prometheus_client has no bulk observe; this writes what observe writes (each value into the first bucket
-    whose bound it does not pass, and the sum) through the same per-bucket values. A test checks that the
-    exposition equals one observe per value.
+    Each value counts in the first bucket whose bound it does not pass (the last bound is +Inf). prometheus_client
+    has no bulk observe; a test checks that writing these equals one observe per value.
     """
+    bounds, buckets = histogram._upper_bounds, histogram._buckets
     if len(values) == 1:
-        histogram.observe(float(values[0]))
-        return
-    bounds = np.asarray(histogram._upper_bounds)  # finite bounds, then +Inf
-    for bucket, count in enumerate(np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))):
-        if count:
-            histogram._buckets[bucket].inc(int(count))
-    histogram._sum.inc(float(values.sum(dtype=np.float64)))  # as observe adds each value to a float
+        value = float(values[0])
+        return [(buckets[bisect_left(bounds, value)], 1), (histogram._sum, value)]
+    counts = np.bincount(np.searchsorted(np.asarray(bounds), values, side="left"), minlength=len(bounds)).tolist()
+    sum_ = float(np.sum(values, dtype=np.float64))  # as observe adds each value to a float
+    return [*[(buckets[bucket], count) for bucket, count in enumerate(counts) if count], (histogram._sum, sum_)]
+
+
+class SampleWriter:
+    """Writes increments of prometheus_client sample values (a counter's, a histogram bucket's, its sum).
+
+    In one process (gather=False) each is written at once. In multiprocess mode each write would take a lock
+    and write the worker's memory-mapped sample file, several times per request: there a request only adds
+    to a dict, and the first addition after a flush starts a timer that writes every gathered sample once,
+    FLUSH_EVERY_S later. /metrics flushes its own worker first, and the process flushes at exit.
+    """
+
+    def __init__(self, gather: bool, every_s: float = FLUSH_EVERY_S):
+        self.gather = gather
+        self.every_s = every_s
+        self._pending: dict[object, float] = {}  # sample value -> amount not yet written
+        self._lock = threading.Lock()  # the flush timer's thread swaps the dict
+        self._timer: threading.Timer | None = None
+        if gather:
+            atexit.register(self.flush)
+
+    def add(self, increments: list[tuple[object, float]]) -> None:
+        if not self.gather:
+            for value, amount in increments:
+                value.inc(amount)
+            return
+        with self._lock:
+            pending = self._pending
+            for value, amount in increments:
+                pending[value] = pending.get(value, 0) + amount
+            if self._timer is None:
+                self._timer = threading.Timer(self.every_s, self.flush)
+                self._timer.daemon = True  # never holds up an exit: the exit flushes
+                self._timer.start()
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending, self._timer = self._pending, {}, None
+        for value, amount in pending.items():
+            value.inc(amount)
 
 
 class DriftWindow:
@@ -211,11 +256,15 @@ class DriftWindow:
         self._next = 0  # where the next image goes
 
     def add(self, classes: np.ndarray, flags: np.ndarray) -> None:
-        capacity = len(self.classes)
+        capacity, start = len(self.classes), self._next
         classes, flags = classes[-capacity:], flags[-capacity:]
-        slots = (self._next + np.arange(len(classes))) % capacity
-        self.classes[slots], self.flags[slots] = classes, flags
-        self._next = (self._next + len(classes)) % capacity
+        before_end = min(len(classes), capacity - start)  # these fill up to the ring's end, the rest from its start
+        self.classes[start : start + before_end], self.flags[start : start + before_end] = (
+            classes[:before_end], flags[:before_end]
+        )  # fmt: skip
+        wrapped = len(classes) - before_end
+        self.classes[:wrapped], self.flags[:wrapped] = classes[before_end:], flags[before_end:]
+        self._next = (start + len(classes)) % capacity
         self.size = min(capacity, self.size + len(classes))
 
     def psi(self, expected: np.ndarray) -> float:

@@ -1,18 +1,20 @@
 """What the model sees, in /metrics: predictions per class, images flagged, the novelty ratio histogram and the
-drift gauges; the bulk histogram update against prometheus_client's own observe; the drift window's arithmetic."""
+drift gauges; the bulk histogram update against prometheus_client's own observe; gathered writes; the drift window's
+arithmetic."""
 
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.images import GARMENTS, multipart, png
 from harness.reference import model_outputs
-from serving.metrics import NOVELTY_BUCKETS, DriftWindow, observe_all
+from serving.metrics import NOVELTY_BUCKETS, DriftWindow, SampleWriter, observations
 from training.data import LABELS
 
 
@@ -22,13 +24,13 @@ def histogram_in_new_registry() -> tuple[Histogram, CollectorRegistry]:
 
 
 @pytest.mark.parametrize("count", [1, 2, 7, 500])
-def test_observe_all_writes_what_one_observe_per_value_writes(count):
+def test_observations_write_what_one_observe_per_value_writes(count):
     rng = np.random.default_rng(count)
     values = np.concatenate([rng.exponential(1.0, count), np.array(NOVELTY_BUCKETS[: min(count, 3)])])
     values = np.concatenate([values, [50.0, -1.0]])  # past the last bound, below the first
     bulk, bulk_registry = histogram_in_new_registry()
     one_by_one, registry = histogram_in_new_registry()
-    observe_all(bulk.labels("1"), values.astype(np.float32))
+    SampleWriter(gather=False).add(observations(bulk.labels("1"), values.astype(np.float32)))
     for value in values.astype(np.float32):
         one_by_one.labels("1").observe(float(value))
     bulk_text, expected_text = generate_latest(bulk_registry).decode(), generate_latest(registry).decode()
@@ -42,6 +44,45 @@ def test_observe_all_writes_what_one_observe_per_value_writes(count):
     assert bulk_samples.keys() == expected.keys()
     for key, value in expected.items():
         assert bulk_samples[key] == pytest.approx(value, rel=1e-9), key
+
+
+def test_gathered_increments_are_written_once_per_sample_by_the_timer_or_a_flush():
+    registry = CollectorRegistry()
+    counter = Counter("requests", "requests", ["route"], registry=registry)
+    histogram = Histogram("seconds", "seconds", buckets=(0.1, 1.0), registry=registry)
+    writes = []  # what reaches the sample values: (sample value, amount)
+
+    class Recorded:
+        def __init__(self, value):
+            self.value = value
+
+        def inc(self, amount):
+            writes.append((self.value, amount))
+            self.value.inc(amount)
+
+    a, b = Recorded(counter.labels("a")._value), Recorded(counter.labels("b")._value)
+    writer = SampleWriter(gather=True, every_s=0.2)
+    for seconds in (0.05, 0.5, 5.0):
+        writer.add([(a, 1), (b, 2), *observations(histogram, [seconds])])
+    assert writes == []  # gathered, not yet written
+    writer.flush()
+    assert sorted(writes, key=lambda write: write[1]) == [(a.value, 3), (b.value, 6)]  # once per sample
+    assert registry.get_sample_value("requests_total", {"route": "b"}) == 6.0
+    assert registry.get_sample_value("seconds_bucket", {"le": "0.1"}) == 1.0
+    assert registry.get_sample_value("seconds_bucket", {"le": "+Inf"}) == 3.0
+    assert registry.get_sample_value("seconds_sum") == pytest.approx(5.55)
+    writer.add([(a, 1)])  # no flush asked for: the timer writes it
+    deadline = time.monotonic() + 10
+    while registry.get_sample_value("requests_total", {"route": "a"}) != 4.0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert registry.get_sample_value("requests_total", {"route": "a"}) == 4.0
+
+
+def test_counts_go_straight_to_the_samples_in_one_process():
+    registry = CollectorRegistry()
+    counter = Counter("requests", "requests", registry=registry)
+    SampleWriter(gather=False).add([(counter._value, 2)])
+    assert registry.get_sample_value("requests_total") == 2.0
 
 
 def test_the_drift_window_keeps_the_last_images_in_a_ring():
