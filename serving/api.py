@@ -28,13 +28,14 @@ SNIFFED_TYPES = ("", "application/octet-stream", "application/x-www-form-urlenco
 @bp.post("/predict")
 def predict():
     dataplane = current_app.extensions["dataplane"]
+    asked = request._get_current_object()  # one look-up behind Flask's proxy, not one per attribute
     invert, return_input, version = None, False, None  # the defaults: invert=auto, the current version
-    if request.query_string:  # parsed only when there is one
-        args = request.args
+    if asked.query_string:  # parsed only when there is one
+        args = asked.args
         invert = boolean("invert", args.get("invert", "auto"), auto=True)
         return_input = "return_input" in args and boolean("return_input", args["return_input"])
         version = version_parameter(args.get("version"))
-    inference = dataplane.infer(InferenceRequest(_images(dataplane.batch_ceiling()), None, invert, version))
+    inference = dataplane.infer(InferenceRequest(_images(asked, dataplane.batch_ceiling()), None, invert, version))
     predictor = inference.predictor
     predictions = _predictions(inference)
     if return_input:
@@ -102,11 +103,11 @@ def _png_data_url(pixels: np.ndarray, target) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _images(ceiling: int) -> list:
+def _images(asked, ceiling: int) -> list:
     """The request's images, in order: encoded files (bytes), or pixel lists from JSON."""
-    content_type = request.mimetype
+    content_type = asked.mimetype
     if content_type == "multipart/form-data":
-        return _multipart_files(request_body(), request.mimetype_params.get("boundary"), ceiling)
+        return _multipart_files(request_body(), asked.mimetype_params.get("boundary"), ceiling)
     if content_type.startswith("image/"):
         return [request_body()]
     if content_type == "application/json" or content_type.endswith("+json"):

@@ -78,6 +78,8 @@ class DataPlane:
                 raise ServiceError("unknown_input", f"unknown input {request.input_name!r}: the model's is "
                                    f"{predictor.input_name!r} (or send encoded images)")  # fmt: skip
             inputs = _tensor_input(request.tensor, predictor)
+        elif count == 1:
+            inputs = self._image_input(request.images[0], 0, request.invert, predictor, count)[None, None]
         else:
             inputs = np.stack([self._image_input(item, i, request.invert, predictor, count)
                                for i, item in enumerate(request.images)])[:, None]  # fmt: skip

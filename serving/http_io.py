@@ -26,11 +26,13 @@ def request_body() -> bytes:
     with the body: wsgi.input_terminated), with its length: it is read as it is. Anything else (a body
     still arriving from a socket, one given up on, a chunked one) goes through Werkzeug's limited stream.
     """
-    length, stream = request.content_length, request.input_stream
-    in_memory = request.environ.get("wsgi.input_terminated") and isinstance(stream, io.BytesIO)
+    asked = request._get_current_object()  # one look-up behind Flask's proxy, not one per attribute
+    length, stream = asked.content_length, asked.input_stream
+    in_memory = asked.environ.get("wsgi.input_terminated") and isinstance(stream, io.BytesIO)
     if length is None or not in_memory:
-        return request.get_data(cache=False)
-    if request.max_content_length is not None and length > request.max_content_length:
+        return asked.get_data(cache=False)
+    limit = asked.max_content_length
+    if limit is not None and length > limit:
         raise RequestEntityTooLarge()
     return stream.read(length)
 
