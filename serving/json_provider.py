@@ -1,8 +1,7 @@
 """Flask's JSON responses through orjson: several times faster than the standard library on prediction bodies.
 
-Keys keep their insertion order (probabilities in class-id order) and output is compact. Request bodies
-are still parsed by the standard library (serving.api, serving.v2_codec), which reads NaN and Infinity
-so that they can be refused with a message rather than as a syntax error.
+Keys keep their insertion order (probabilities in class-id order) and output is compact. Request bodies are
+read by serving.json_body.
 """
 
 from __future__ import annotations

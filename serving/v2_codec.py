@@ -67,7 +67,7 @@ def split_body(body: bytes, header_length: str | None) -> tuple[dict, memoryview
         if not 0 < size <= len(body):
             raise TensorError(f"Inference-Header-Content-Length is {size} but the body has {len(body)} bytes")
     try:
-        header = json_body.loads(memoryview(body)[:size])
+        header = json_body.loads_inference_request(memoryview(body)[:size])
     except ValueError as error:
         raise TensorError(f"the inference request is not valid JSON: {error}") from error
     if not isinstance(header, dict):
@@ -133,7 +133,7 @@ def _from_binary(name: str, datatype: str, data: memoryview, count: int) -> np.n
 
 
 def _from_json(name: str, datatype: str, data, count: int) -> np.ndarray:
-    if not isinstance(data, list):
+    if not isinstance(data, (list, np.ndarray)):  # an array: numbers read by serving.json_body
         data = [data]  # a lone scalar
     if datatype == "BYTES":
         flat = _flatten(data)

@@ -1,0 +1,91 @@
+"""Request bodies as JSON: the V2 reader with its numeric arrays as numpy arrays reads every document as the general
+reader does, value for value, and falls back to it for what simdjson does not read."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from serving.json_body import loads, loads_inference_request
+
+
+def as_lists(document):
+    """The document with numpy arrays as lists: what the general reader gives."""
+    if isinstance(document, dict):
+        return {key: as_lists(value) for key, value in document.items()}
+    if isinstance(document, list):
+        return [as_lists(value) for value in document]
+    if isinstance(document, np.ndarray):
+        return document.tolist()
+    return document
+
+
+def request(data, datatype: str = "FP32", **fields) -> bytes:
+    shape = [len(data)] if isinstance(data, list) else []
+    tensor = {"name": "image", "datatype": datatype, "shape": shape, "data": data, **fields}
+    return json.dumps({"id": "a", "inputs": [tensor], "parameters": {"binary_data_output": False}}).encode()
+
+
+FLAT = [0.0, 1.5, 255.0, -3.25e-7, 17, 1e308, 0.1]
+BODIES = {
+    "flat floats and integers": request(FLAT),
+    "nested even rows": request([[1.0, 2.0], [3.0, 4.0]]),
+    "ragged rows": request([[1.0, 2.0], [3.0]]),
+    "a number beside a row": request([1.0, [2.0, 3.0]]),
+    "booleans": request([1.0, True]),
+    "strings": request([1.0, "2"]),
+    "null": request([1.0, None]),
+    "empty": request([]),
+    "a lone number": request(5.0),
+    "an integer datatype, past a double's precision": request([2**63 - 1, 2**53 + 1], datatype="INT64"),
+    "BYTES": request(["a", "b"], datatype="BYTES"),
+    "an unknown datatype": request([1.0], datatype=["FP32"]),
+    "two inputs": b'{"inputs": [{"datatype": "FP32", "data": [1.0]}, {"datatype": "FP64", "data": [2]}]}',
+    "an input that is not an object": b'{"inputs": [1, "x"]}',
+    "inputs not a list": b'{"inputs": {"data": [1.0]}}',
+    "repeated keys": b'{"inputs": [{"datatype": "FP32", "data": [1.0], "data": [2.0, 3.0]}], "id": "a", "id": "b"}',
+    "not an object": b"[1, 2, 3]",
+    "NaN and Infinity": b'{"inputs": [{"datatype": "FP32", "data": [NaN, Infinity, 1.0]}]}',
+    "a number past a double": b'{"inputs": [{"datatype": "FP32", "data": [1e400]}]}',
+    "an integer past 64 bits": b'{"inputs": [{"datatype": "INT64", "data": [18446744073709551616]}]}',
+    "unicode": '{"id": "é✓", "inputs": [{"name": "ü", "datatype": "FP32", "data": [1.0]}]}'.encode(),
+}
+
+
+@pytest.mark.parametrize("body", BODIES.values(), ids=BODIES.keys())
+def test_reads_what_the_general_reader_reads(body):
+    body = body.encode() if isinstance(body, str) else body
+    assert as_lists(loads_inference_request(body)) == loads(body)
+    assert as_lists(loads_inference_request(memoryview(body))) == loads(body)
+
+
+def test_a_flat_float_tensor_arrives_as_a_float64_array_with_every_value_exact():
+    data = loads_inference_request(request(FLAT))["inputs"][0]["data"]
+    assert isinstance(data, np.ndarray) and data.dtype == np.float64
+    assert data.tolist() == [float(value) for value in FLAT]
+    random = np.random.default_rng(0).random(4096) * 255
+    data = loads_inference_request(request(random.tolist()))["inputs"][0]["data"]
+    assert np.array_equal(data, random)  # shortest round-trip repr: every double comes back bit for bit
+
+
+@pytest.mark.parametrize("name", ["nested even rows", "ragged rows", "a number beside a row", "booleans", "null",
+                                  "an integer datatype, past a double's precision"])  # fmt: skip
+def test_what_is_not_a_flat_float_array_stays_a_list_for_the_general_checks(name):
+    data = loads_inference_request(BODIES[name])["inputs"][0]["data"]
+    assert isinstance(data, list)
+
+
+def test_what_only_the_standard_library_reads_still_reaches_the_checks():
+    data = loads_inference_request(BODIES["NaN and Infinity"])["inputs"][0]["data"]
+    assert math.isnan(data[0]) and data[1] == math.inf
+
+
+def test_broken_json_gets_the_general_readers_message():
+    with pytest.raises(ValueError) as general:
+        loads(b'{"inputs": [1, 2')
+    with pytest.raises(ValueError) as fast:
+        loads_inference_request(b'{"inputs": [1, 2')
+    assert str(fast.value) == str(general.value)
