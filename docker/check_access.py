@@ -38,7 +38,7 @@ from packaging.utils import canonicalize_name
 from tritonclient.utils import InferenceServerException
 
 from harness import stack_client
-from harness.compose import check, compose, docker
+from harness.compose import check, compose, docker, no_token_in_logs
 from serving import tokens
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,12 +206,6 @@ def supply_chain() -> None:
                  (line.partition("==") for line in frozen.splitlines() if "==" in line)}  # fmt: skip
     check(installed == locked("train"), f"the training image's venv is requirements/train.txt, pip freeze for pin "
                                         f"({len(installed)} packages)")  # fmt: skip
-
-
-def no_token_in_logs(made: list[str]) -> None:
-    logs = compose("logs", "--no-color")
-    leaked = [token for token in [os.environ["FASHION_SOFTMAX_TOKEN"], *made] if token in logs]
-    check(not leaked, f"no token in the containers' logs ({len(logs.splitlines())} lines, {1 + len(made)} tokens)")
 
 
 def main(url: str, token_file: str) -> None:

@@ -25,10 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from check_access import no_token_in_logs
-
 from harness import stack_client, wrk
-from harness.compose import check, compose
+from harness.compose import check, compose, no_token_in_logs
 from harness.images import GARMENTS, png
 from serving import tokens
 

@@ -1,5 +1,5 @@
-"""The compose checks' reporting and commands (docker/check_stack.py, docker/check_resilience.py): one line per
-check, exit non-zero on the first failure; `docker compose` with the caller's COMPOSE_* settings."""
+"""The compose checks' reporting and commands (docker/check_*.py): one line per check, exit non-zero on the first
+failure; `docker compose` with the caller's COMPOSE_* settings; no token in the containers' logs."""
 
 from __future__ import annotations
 
@@ -29,3 +29,10 @@ def compose(*args: str, env: dict | None = None) -> str:
 
 def docker(*args: str) -> str:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+
+
+def no_token_in_logs(made: list[str]) -> None:
+    """Neither FASHION_SOFTMAX_TOKEN nor any of `made` appears in the logs of the compose project's containers."""
+    logs = compose("logs", "--no-color")
+    leaked = [token for token in [os.environ["FASHION_SOFTMAX_TOKEN"], *made] if token in logs]
+    check(not leaked, f"no token in the containers' logs ({len(logs.splitlines())} lines, {1 + len(made)} tokens)")

@@ -74,8 +74,9 @@ def read_response(connection: socket.socket) -> tuple[bytes, bytes] | None:
 
 
 def exchange(url: str, request: bytes, timeout: float = 10) -> tuple[int, bytes]:
-    """Sends `request` as it is on a new connection; the answer's status and body (AssertionError if none)."""
-    with socket.create_connection(address(url), timeout=timeout) as connection:
+    """Sends `request` as it is on a new connection (over TLS for https); the answer's status and body
+    (AssertionError if none)."""
+    with connect(url, timeout) as connection:
         connection.sendall(request)
         answer = read_response(connection)
     assert answer is not None, "the server closed the connection without an answer"
@@ -84,9 +85,9 @@ def exchange(url: str, request: bytes, timeout: float = 10) -> tuple[int, bytes]
 
 
 def keeps_alive(url: str, body: bytes) -> bool:
-    """Two requests on one connection: does the server keep it open after the first answer?"""
+    """Two requests on one connection (over TLS for https): does the server keep it open after the first answer?"""
     request = head("/predict", len(body)) + body
-    with socket.create_connection(address(url), timeout=5) as connection:
+    with connect(url) as connection:
         answers = 0
         for _ in range(2):
             try:

@@ -18,6 +18,12 @@ from serving.metrics import NOVELTY_BUCKETS, DriftWindow, SampleWriter, observat
 from training.data import LABELS
 
 
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """{(sample name, its labels sorted): value} of a Prometheus text exposition."""
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}  # fmt: skip
+
+
 def histogram_in_new_registry() -> tuple[Histogram, CollectorRegistry]:
     registry = CollectorRegistry()
     return Histogram("ratio", "a ratio", ["version"], buckets=NOVELTY_BUCKETS, registry=registry), registry
@@ -33,11 +39,8 @@ def test_observations_write_what_one_observe_per_value_writes(count):
     SampleWriter(gather=False).add(observations(bulk.labels("1"), values.astype(np.float32)))
     for value in values.astype(np.float32):
         one_by_one.labels("1").observe(float(value))
-    bulk_text, expected_text = generate_latest(bulk_registry).decode(), generate_latest(registry).decode()
-    bulk_samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-                    for family in text_string_to_metric_families(bulk_text) for s in family.samples}  # fmt: skip
-    expected = {(s.name, tuple(sorted(s.labels.items()))): s.value
-                for family in text_string_to_metric_families(expected_text) for s in family.samples}  # fmt: skip
+    bulk_samples = samples(generate_latest(bulk_registry).decode())
+    expected = samples(generate_latest(registry).decode())
     created = [key for key in expected if key[0].endswith("_created")]
     for key in created:  # the time each was made
         bulk_samples.pop(key), expected.pop(key)
@@ -112,10 +115,9 @@ def test_psi_is_near_zero_for_the_training_shares_and_large_for_one_class():
 
 
 def metric_values(client, name: str) -> dict[tuple, float]:
-    text = client.get("/metrics").get_data(as_text=True)
-    return {tuple(sorted(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples
-            if sample.name == name}  # fmt: skip
+    """{labels sorted: value} of the samples named `name` in the app's /metrics."""
+    exposed = samples(client.get("/metrics").get_data(as_text=True))
+    return {labels: value for (sample, labels), value in exposed.items() if sample == name}
 
 
 def test_predictions_flags_novelty_and_drift_reach_metrics(client, model_dir):
