@@ -130,7 +130,8 @@ class Metrics:
         classes = outputs.probabilities.argmax(axis=1)  # (N,) predicted class ids
         flags = ~outputs.in_distribution  # (N,) flagged
         increments = [(images, len(classes))]
-        increments += [(per_class[class_id], 1) for class_id in classes.tolist()]  # the writer adds repeats up
+        counts = np.bincount(classes, minlength=len(per_class)).tolist()
+        increments += [(per_class[class_id], count) for class_id, count in enumerate(counts) if count]
         if flagged_count := int(np.count_nonzero(flags)):
             increments.append((flagged, flagged_count))
         increments += observations(novelty, outputs.novelty / predictor.novelty_threshold)
