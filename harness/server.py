@@ -26,9 +26,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness import ROOT, free_port
-from serving.metrics import FLUSH_EVERY_S
 
-SETTLE_S = 3 * FLUSH_EVERY_S  # a worker writes its gathered counts within FLUSH_EVERY_S of counting them
 REQUESTS_COUNTER = "fashion_softmax_http_requests"  # serving/metrics.py; the parser drops "_total"
 
 
@@ -95,14 +93,17 @@ class ProductionServer:
         ready_path: str | None = "/ready",
         start_s: float = 90,
         with_token: bool = False,
+        metrics_dir: Path | None = None,
         **settings,
     ):
         """settings: FASHION_SOFTMAX_* values by lower-case name (body_timeout=2). ready_path: the route that
         answers 200 once the server serves; None: any HTTP answer will do (a server without one). with_token:
-        started with a token file beside the log holding one token, which `auth` carries."""
+        started with a token file beside the log holding one token, which `auth` carries. metrics_dir: the
+        workers' metric sample files go there (PROMETHEUS_MULTIPROC_DIR), to be read after the server stops;
+        by default a fresh folder of the server's own."""
         self.model_dir, self.log, self.workers, self.start_s = Path(model_dir), Path(log), workers, start_s
         self.command = command or server_command()
-        self.ready_path, self.settings = ready_path, settings
+        self.ready_path, self.settings, self.metrics_dir = ready_path, settings, metrics_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -119,6 +120,8 @@ class ProductionServer:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # its output reaches the log as it is written
         env |= {f"FASHION_SOFTMAX_{key.upper()}": str(value) for key, value in (settings | self.settings).items()}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # a fresh metrics folder per server
+        if self.metrics_dir is not None:
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(self.metrics_dir)
         with open(self.log, "wb") as output:
             self.process = subprocess.Popen(self.command, cwd=ROOT, env=env, stdout=output, stderr=output)
         return self.process
@@ -199,7 +202,9 @@ class ProductionServer:
         This scrape is itself counted only after it is answered, so it is not in its own figure. It waits first
         for every worker to have written the counts it gathers (serving/metrics.py, SampleWriter).
         """
-        time.sleep(SETTLE_S)
+        from serving.metrics import FLUSH_EVERY_S  # only here: the benchmarks of other servers need none of serving
+
+        time.sleep(3 * FLUSH_EVERY_S)  # a worker writes its gathered counts within FLUSH_EVERY_S of counting them
 
         return int(
             sum(

@@ -39,7 +39,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 NOVELTY_BUCKETS = (0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
 DRIFT_WINDOW = 1000  # a worker's most recent images, compared with the training set
 DRIFT_EVERY_S = 1.0  # the drift gauges are computed at most this often per worker
-FLUSH_EVERY_S = 0.1  # multiprocess mode: a worker writes its gathered increments to its sample file this often
+FLUSH_EVERY_S = 0.05  # multiprocess mode: a worker writes its gathered increments to its sample file this often
 log = logging.getLogger("serving.access")
 ROUTE_KEY = "fashion_softmax.route"  # where the matched URL rule waits in the WSGI environ
 

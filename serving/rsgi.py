@@ -54,10 +54,16 @@ class UnreadBody(io.RawIOBase):
 class BufferedWSGI:
     """An RSGI application around a WSGI one: the body is read first, without a thread, then the app called."""
 
-    def __init__(self, wsgi_app, max_body: int | None, body_timeout: float):
+    def __init__(self, wsgi_app, max_body: int | None, body_timeout: float, on_stop=None):
         self.wsgi_app = wsgi_app
         self.max_body = max_body
         self.body_timeout = body_timeout
+        self.on_stop = on_stop  # called when the worker stops serving
+
+    def __rsgi_del__(self, loop) -> None:
+        """Granian calls this in each worker once it has stopped serving (a graceful stop)."""
+        if self.on_stop is not None:
+            self.on_stop()
 
     async def __rsgi__(self, scope, protocol) -> None:
         declared = scope.headers.get("content-length")
@@ -137,4 +143,5 @@ class BufferedWSGI:
 def create_rsgi_app() -> BufferedWSGI:
     """Granian's factory: one Flask app (one model) per worker process, with its body limits."""
     app = create_app()
-    return BufferedWSGI(app, app.config["MAX_CONTENT_LENGTH"], app.config["BODY_TIMEOUT"])
+    flush_metrics = app.extensions["metrics"].writer.flush  # the counts a worker gathered: written as it stops
+    return BufferedWSGI(app, app.config["MAX_CONTENT_LENGTH"], app.config["BODY_TIMEOUT"], on_stop=flush_metrics)

@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import requests
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from harness import ROOT
 from harness.bad_requests import BAD_REQUESTS
@@ -113,6 +115,21 @@ def test_posts_on_separate_connections_reach_both_workers_and_metrics_add_them_u
         time.sleep(FLUSH_EVERY_S)
     assert images_predicted(server.url) - before == len(answered_by)
     assert requests.get(f"{server.url}/ready", timeout=5).json()["status"] == "ready"
+
+
+def test_a_graceful_stop_writes_the_counts_each_worker_gathered(real_model, tmp_path):
+    """Workers write their counts every FLUSH_EVERY_S; the ones gathered since are written as a worker stops."""
+    model_dir, images = real_model
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    with ProductionServer(model_dir, tmp_path / "server.log", metrics_dir=folder) as server, requests.Session() as s:
+        for _ in range(40):  # in well under a second: the last ones are still gathered when the stop comes
+            assert s.post(f"{server.url}/predict", data=png(images[0]), headers={"Content-Type": "image/png"}).ok
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(folder))
+    predicted = [s.value for family in registry.collect() if family.name == "fashion_softmax_images_predicted"
+                 for s in family.samples if s.name.endswith("_total")]  # fmt: skip
+    assert sum(predicted) == 40
 
 
 def test_startup_without_a_model_fails_in_one_line(tmp_path):
