@@ -15,6 +15,7 @@ import orjson
 import simdjson
 
 FLOAT_DATATYPES = ("FP16", "FP32", "FP64")  # a double holds each such value as exactly as a Python float does
+EXACT_INTEGERS = 2.0**53  # below this a double holds every integer exactly, as Python's int does
 
 
 def loads(body: bytes | memoryview):
@@ -31,7 +32,8 @@ def loads(body: bytes | memoryview):
 def loads_inference_request(body: bytes | memoryview):
     """What `loads` reads, except that each input's flat array of numbers with a floating-point datatype is a
     float64 numpy array. Anything simdjson does not read as plain JSON (NaN, numbers past a double, broken
-    documents, a key repeated in an object) goes through `loads`, so its messages and values are the same."""
+    documents, a key repeated in an object or one that simdjson cannot look up) goes through `loads`, so its
+    messages and values are the same."""
     try:
         document = simdjson.Parser().parse(body)  # a parser per request: its values die with the request
         if not isinstance(document, simdjson.Object):
@@ -40,7 +42,7 @@ def loads_inference_request(body: bytes | memoryview):
         inputs = fields.get("inputs")
         return {key: [_input(spec) for spec in value] if value is inputs and isinstance(value, simdjson.Array)
                 else _python(value) for key, value in fields.items()}  # fmt: skip
-    except (ValueError, TypeError, RuntimeError):
+    except (ValueError, TypeError, LookupError, RuntimeError):  # LookupError: a key with a NUL character
         return loads(body)
 
 
@@ -65,8 +67,14 @@ def _input(spec):
             values = np.frombuffer(data.as_buffer(of_type="d"), dtype=np.float64)  # nested arrays come flattened
         except TypeError:  # not all numbers: the general path names what is wrong
             values = None
-        # as many values as elements: flat (nested arrays go the general way, where numpy checks they are even)
-        if values is not None and len(values) == len(data):
+        # as many values as elements: flat (nested arrays go the general way, where numpy checks they are even);
+        # magnitudes where a double rounds integers go the general way too, which reads integers exactly
+        if (
+            values is not None
+            and len(values) == len(data)
+            and values.min(initial=0) > -EXACT_INTEGERS
+            and values.max(initial=0) < EXACT_INTEGERS
+        ):
             read["data"] = values
             return read
     if "data" in fields:

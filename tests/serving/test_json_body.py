@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from serving.json_body import loads, loads_inference_request
 
@@ -29,9 +31,11 @@ def request(data, datatype: str = "FP32", **fields) -> bytes:
     return json.dumps({"id": "a", "inputs": [tensor], "parameters": {"binary_data_output": False}}).encode()
 
 
-FLAT = [0.0, 1.5, 255.0, -3.25e-7, 17, 1e308, 0.1]
+FLAT = [0.0, 1.5, 255.0, -3.25e-7, 17, 0.1, 2**53 - 1, -(2**53) + 1, 1e15 + 0.5]
 BODIES = {
     "flat floats and integers": request(FLAT),
+    "integers a double would round": request([1.0, 2**53 + 1]),
+    "a magnitude past a double's exact integers": request([1.0, 1e300]),
     "nested even rows": request([[1.0, 2.0], [3.0, 4.0]]),
     "ragged rows": request([[1.0, 2.0], [3.0]]),
     "a number beside a row": request([1.0, [2.0, 3.0]]),
@@ -48,6 +52,9 @@ BODIES = {
     "inputs not a list": b'{"inputs": {"data": [1.0]}}',
     "repeated keys": b'{"inputs": [{"datatype": "FP32", "data": [1.0], "data": [2.0, 3.0]}], "id": "a", "id": "b"}',
     "not an object": b"[1, 2, 3]",
+    "a key with a NUL character": b'{"inputs": [{"a\\u0000b": null, "datatype": "FP32", "data": [1.0]}]}',
+    "an escaped key": b'{"inputs": [{"d\\u0061ta": [1.0, 2.0], "datatype": "FP\\u00332"}]}',
+    "a key with a NUL character at the top": b'{"\\u0000": 1, "inputs": []}',
     "NaN and Infinity": b'{"inputs": [{"datatype": "FP32", "data": [NaN, Infinity, 1.0]}]}',
     "a number past a double": b'{"inputs": [{"datatype": "FP32", "data": [1e400]}]}',
     "an integer past 64 bits": b'{"inputs": [{"datatype": "INT64", "data": [18446744073709551616]}]}',
@@ -72,7 +79,8 @@ def test_a_flat_float_tensor_arrives_as_a_float64_array_with_every_value_exact()
 
 
 @pytest.mark.parametrize("name", ["nested even rows", "ragged rows", "a number beside a row", "booleans", "null",
-                                  "an integer datatype, past a double's precision"])  # fmt: skip
+                                  "an integer datatype, past a double's precision", "integers a double would round",
+                                  "a magnitude past a double's exact integers"])  # fmt: skip
 def test_what_is_not_a_flat_float_array_stays_a_list_for_the_general_checks(name):
     data = loads_inference_request(BODIES[name])["inputs"][0]["data"]
     assert isinstance(data, list)
@@ -89,3 +97,21 @@ def test_broken_json_gets_the_general_readers_message():
     with pytest.raises(ValueError) as fast:
         loads_inference_request(b'{"inputs": [1, 2')
     assert str(fast.value) == str(general.value)
+
+
+KEYS = st.one_of(st.sampled_from(["inputs", "data", "datatype", "name", "shape", "parameters", "id"]), st.text())
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False), st.text())
+VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(KEYS, inner, max_size=5),
+                      max_leaves=30)  # fmt: skip
+INPUTS = st.fixed_dictionaries(
+    {"datatype": st.sampled_from(["FP32", "FP64", "INT64", "BYTES", "UINT8"]),
+     "data": st.lists(st.one_of(st.floats(allow_nan=False), st.integers(-(2**64), 2**64)), max_size=20) | VALUES},
+    optional={"name": st.text(), "shape": VALUES, "parameters": VALUES},
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.fixed_dictionaries({"inputs": st.lists(INPUTS | VALUES, max_size=3)}, optional={"id": VALUES}), KEYS, VALUES)
+def test_any_document_reads_as_the_general_reader_reads_it(document, key, value):
+    body = json.dumps({**document, key: value} if key != "inputs" else document).encode()
+    assert as_lists(loads_inference_request(body)) == loads(body)
