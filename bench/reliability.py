@@ -203,7 +203,7 @@ def kill_rows(k: dict) -> list[Row]:
         (
             "kill: /metrics count - wrk completed",
             k["counted_minus_completed"],
-            f"in [-{k['unwritten_at_most']}, failed + conns]",
+            f"-{k['unwritten_at_most']} .. failed+conns",
             k["adds_up"],
         ),
     ]

@@ -81,7 +81,7 @@ def _predictions(inference: Inference) -> list[dict]:
     novelty = [float(f"{score:.6g}") for score in outputs.novelty.tolist()]  # float32's significant digits
     predictions = []
     for row, in_distribution, score in zip(rows, outputs.in_distribution.tolist(), novelty, strict=True):
-        class_id = max(range(len(row)), key=row.__getitem__)
+        class_id = row.index(max(row))  # the first of equal maxima, as argmax
         predictions.append(
             {
                 "label": labels[class_id],
