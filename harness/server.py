@@ -63,7 +63,13 @@ def rss_kib(pid: int) -> int:
 
 def metric_samples(url: str, family: str, headers: dict | None = None) -> list[tuple[dict, float]]:
     """A counter's samples in the server's /metrics (all workers, dead ones too), from one scrape: (labels,
-    value) pairs. family: the name without "_total" (prometheus_client's parser drops it); headers: a token."""
+    value) pairs. family: the name without "_total" (prometheus_client's parser drops it); headers: a token.
+
+    It waits first for every worker to have written the counts it gathers (serving/metrics.py, SampleWriter).
+    """
+    from serving.metrics import FLUSH_EVERY_S  # only here: the benchmarks of other servers need none of serving
+
+    time.sleep(3 * FLUSH_EVERY_S)  # a worker writes its gathered counts within FLUSH_EVERY_S of counting them
     text = requests.get(f"{url}/metrics", headers=headers, timeout=10).text
     return [
         (sample.labels, sample.value)
@@ -199,13 +205,8 @@ class ProductionServer:
         """The server's own count of answered requests, all workers (dead ones too); one route or all,
         statuses starting with `status` ("5": server errors) or all, one method or all.
 
-        This scrape is itself counted only after it is answered, so it is not in its own figure. It waits first
-        for every worker to have written the counts it gathers (serving/metrics.py, SampleWriter).
+        This scrape is itself counted only after it is answered, so it is not in its own figure.
         """
-        from serving.metrics import FLUSH_EVERY_S  # only here: the benchmarks of other servers need none of serving
-
-        time.sleep(3 * FLUSH_EVERY_S)  # a worker writes its gathered counts within FLUSH_EVERY_S of counting them
-
         return int(
             sum(
                 value
