@@ -203,8 +203,9 @@ def observations(histogram, values) -> list[tuple[object, float]]:
     if len(values) == 1:
         value = float(values[0])
         return [(buckets[bisect_left(bounds, value)], 1), (histogram._sum, value)]
-    counts = np.bincount(np.searchsorted(np.asarray(bounds), values, side="left"), minlength=len(bounds)).tolist()
-    sum_ = float(np.sum(values, dtype=np.float64))  # as observe adds each value to a float
+    values = np.asarray(values, dtype=np.float64)  # as observe adds each value to a float; sums float32 sooner too
+    counts = np.bincount(np.asarray(bounds).searchsorted(values, side="left"), minlength=len(bounds)).tolist()
+    sum_ = float(values.sum())
     return [*[(buckets[bucket], count) for bucket, count in enumerate(counts) if count], (histogram._sum, sum_)]
 
 

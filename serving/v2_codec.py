@@ -126,7 +126,9 @@ def _from_binary(name: str, datatype: str, data: memoryview, count: int) -> np.n
                 f"input {name!r}: {len(data)} bytes of binary data, the shape needs "
                 f"{count} x {dtype.itemsize} = {count * dtype.itemsize}"
             )
-        array = np.frombuffer(data, dtype=dtype)  # no copy: a read-only view of the request body
+        array = np.frombuffer(data, dtype=dtype)  # a read-only view of the request body, copied only if misaligned
+        if not array.flags.aligned:  # where the JSON header ends: numpy checks aligned values about twice as fast
+            array = array.copy()
     if array.size != count:
         raise TensorError(f"input {name!r}: {array.size} elements, the shape needs {count}")
     return array
