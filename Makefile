@@ -67,7 +67,7 @@ bench-serve: $(STAMP) ## load test (wrk) of the service and of the naive Flask+t
 	$(BIN)/python -m bench.bench_serve
 
 .PHONY: bench-peers
-bench-peers: $(STAMP) ## ours beside MLServer, KServe, LitServe, BentoML, PyTriton on model.onnx (BENCH_PEERS_ARGS=--quick)
+bench-peers: $(STAMP) ## ours beside MLServer, KServe, LitServe, BentoML, PyTriton, bare Flask on model.onnx (BENCH_PEERS_ARGS=--quick)
 	@test -f artifacts/model.json || $(MAKE) train-export
 	$(BIN)/python -m bench.bench_peers $(BENCH_PEERS_ARGS)
 

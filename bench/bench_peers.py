@@ -3,7 +3,8 @@
 
     python -m bench.bench_peers [--rounds 3] [--duration 10] [--peers mlserver,kserve] [--quick]   (make bench-peers)
 
-Each peer runs in its own pinned virtual environment (.peers/<name>/, installed on first use, several at once);
+Each peer runs in its own pinned virtual environment (.peers/<name>/, installed on first use, several at once;
+the bare Flask app, the floor under ours, in the project's own);
 installing and starting the peers has a time limit, and a peer that cannot be installed or started in it is
 reported and left out. All servers run side by side on 127.0.0.1. Every payload goes to every server once and
 the answer is compared with ours: a server that refuses a payload or answers differently is not timed on it
@@ -188,8 +189,9 @@ def start_servers(stack: ExitStack, args, work: Path) -> tuple[dict[str, Server]
     statuses = {OURS: {"title": OURS_TITLE, "status": "ok"}}
     chosen = [peer for peer in PEERS if peer.name in args.peers.split(",")]
     deadline = time.monotonic() + args.setup_limit
-    pythons = ensure_environments(sorted({peer.environment for peer in chosen}), limit_s=args.setup_limit)
-    ready = [name for name, python in pythons.items() if not isinstance(python, PeerUnavailable)]
+    pythons = ensure_environments(sorted({peer.environment for peer in chosen} - {None}), limit_s=args.setup_limit)
+    pythons[None] = Path(sys.executable)  # a peer without an environment of its own runs in the project's
+    ready = [name for name, python in pythons.items() if name and not isinstance(python, PeerUnavailable)]
     print(f"peer environments ready: {', '.join(ready) or 'none'} ({args.setup_limit - left(deadline):.0f} s)",
           flush=True)  # fmt: skip
     model = (args.model_dir / "model.onnx").resolve()

@@ -1,7 +1,8 @@
 """The servers `make bench-peers` compares, and the payloads each is sent: ours first, then every peer, each
 serving the same model.onnx with onnxruntime on 1 thread, with 2 workers where the server has them.
 
-A peer is its server script (bench/peers/<module>.py, run in .peers/<environment>/) and where its routes are.
+A peer is its server script (bench/peers/<module>.py, run in .peers/<environment>/, or in the project's own
+environment when it has none: the bare Flask app) and where its routes are.
 Every server takes the V2 payloads at the same path; a raw PNG goes where the server takes a raw body.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from importlib import metadata
 
 from bench.peers import launch
 from bench.peers.onnx_model import MODEL_NAME, V2_INFER
@@ -27,14 +29,16 @@ class Peer:
     name: str  # the report's key
     label: str  # the table's column, before the version
     package: str  # the distribution whose pinned version the report names
-    environment: str  # .peers/<environment>/, from bench/peers/requirements/<environment>.txt
+    environment: str | None  # .peers/<environment>/, from bench/peers/requirements/<environment>.txt; None: ours
     module: str  # the server script, run with the environment's Python
     ready_path: str  # 200 once the model answers
     png_path: str | None  # where a raw PNG body goes; None: no route of the server takes one
     workers: int = 2  # the script's --workers
 
     def version(self) -> str:
-        """The package's version pinned in the requirements file ('?' when it is not pinned there)."""
+        """The package's version pinned in the requirements file ('?' when not pinned there), or as installed here."""
+        if self.environment is None:
+            return metadata.version(self.package)
         text = (launch.REQUIREMENTS / f"{self.environment}.txt").read_text()
         found = re.search(rf"^{re.escape(self.package)}==(\S+)", text, re.MULTILINE | re.IGNORECASE)
         return found.group(1) if found else "?"
@@ -69,4 +73,6 @@ PEERS = [
     Peer("litserve", "LitServe", "litserve", "litserve", "bench.peers.litserve_peer", "/health", "/predict"),
     Peer("bentoml", "BentoML", "bentoml", "bentoml", "bench.peers.bentoml_peer", "/readyz", "/predict"),
     Peer("pytriton", "PyTriton", "nvidia-pytriton", "pytriton", "bench.peers.pytriton_peer", V2_READY, None),
+    # what a hand-written Flask app does with nothing but decoding, onnxruntime and orjson: the floor under ours
+    Peer("flask", "bare Flask", "flask", None, "bench.peers.flask_peer", "/health", "/predict"),
 ]

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from bench import bench_peers
-from bench.peers import answers, launch, report, steal
+from bench.peers import answers, flask_peer, launch, report, steal
 from bench.peers.catalog import PAYLOADS, PEERS, Peer
 from bench.peers.onnx_model import OnnxModel, png_answer, png_pixels, v2_answer
 from harness import wrk
@@ -67,6 +67,20 @@ def test_the_peers_answers_read_as_the_models_probabilities(model_dir, pixels):
     assert (
         answers.disagreement(expected[:1], answers.probabilities(json.dumps(png_answer(single)).encode(), {})) is None
     )
+
+
+def test_the_bare_flask_peer_answers_what_the_model_gives(model_dir, pixels):
+    """The floor's app (bench/peers/flask_peer.py): a raw PNG, V2 JSON and V2 binary, each equal to onnxruntime's."""
+    expected = OnnxModel(str(model_dir / "model.onnx")).predict(pixels.astype(np.float32)[:, None])
+    client = flask_peer.create_app(str(model_dir / "model.onnx")).test_client()
+    assert client.get("/health").status_code == 200
+    single = client.post("/predict", data=png(pixels[0]), content_type="image/png")
+    assert answers.disagreement(expected[:1], answers.probabilities(single.data, single.headers)) is None
+    for build in (bench_peers.v2_bodies.json_fp32, bench_peers.v2_bodies.binary_fp32):
+        body, content_type, headers, _ = build(pixels)
+        answer = client.post(bench_peers.V2_INFER, data=body, content_type=content_type, headers=headers)
+        assert answer.status_code == 200, answer.data
+        assert answers.disagreement(expected, answers.probabilities(answer.data, answer.headers)) is None
 
 
 def test_a_binary_answer_is_read_at_its_own_offset_whatever_the_header_case():
@@ -156,7 +170,7 @@ def test_the_tables_show_every_timed_cell_and_why_the_others_were_not(tmp_path):
 def test_every_peer_names_its_pinned_version_and_where_each_payload_goes():
     for peer in PEERS:
         assert peer.version() != "?", peer.name
-        assert (launch.REQUIREMENTS / f"{peer.environment}.txt").exists()
+        assert peer.environment is None or (launch.REQUIREMENTS / f"{peer.environment}.txt").exists()
         assert all(peer.path(name) is None or peer.path(name).startswith("/") for name in PAYLOADS)
 
 
