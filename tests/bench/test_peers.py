@@ -45,10 +45,17 @@ def v2_binary_answer(outputs: list[tuple[str, np.ndarray]]) -> tuple[bytes, dict
     return head + b"".join(raw), {"Inference-Header-Content-Length": str(len(head))}
 
 
-def test_our_answers_read_as_the_models_probabilities(model_dir, pixels):
-    """Our /predict and /v2 answers (JSON and binary), read back, are what onnxruntime gives for the same images."""
+SERVED_APPS = {
+    "ours": lambda model_dir: create_app({"MODEL_DIR": str(model_dir), "TESTING": True}),
+    "bare Flask": lambda model_dir: flask_peer.create_app(str(model_dir / "model.onnx")),  # bench/peers/flask_peer.py
+}
+
+
+@pytest.mark.parametrize("app", SERVED_APPS.values(), ids=SERVED_APPS.keys())
+def test_the_flask_apps_answers_read_as_the_models_probabilities(app, model_dir, pixels):
+    """/predict and /v2 answers (JSON and binary), read back, are what onnxruntime gives for the same images."""
     expected = OnnxModel(str(model_dir / "model.onnx")).predict(pixels.astype(np.float32)[:, None])
-    client = create_app({"MODEL_DIR": str(model_dir), "TESTING": True}).test_client()
+    client = app(model_dir).test_client()
     single = client.post("/predict", data=png(pixels[0]), content_type="image/png")
     assert answers.disagreement(expected[:1], answers.probabilities(single.data, single.headers)) is None
     for build in (bench_peers.v2_bodies.json_fp32, bench_peers.v2_bodies.binary_fp32):
@@ -67,20 +74,6 @@ def test_the_peers_answers_read_as_the_models_probabilities(model_dir, pixels):
     assert (
         answers.disagreement(expected[:1], answers.probabilities(json.dumps(png_answer(single)).encode(), {})) is None
     )
-
-
-def test_the_bare_flask_peer_answers_what_the_model_gives(model_dir, pixels):
-    """The floor's app (bench/peers/flask_peer.py): a raw PNG, V2 JSON and V2 binary, each equal to onnxruntime's."""
-    expected = OnnxModel(str(model_dir / "model.onnx")).predict(pixels.astype(np.float32)[:, None])
-    client = flask_peer.create_app(str(model_dir / "model.onnx")).test_client()
-    assert client.get("/health").status_code == 200
-    single = client.post("/predict", data=png(pixels[0]), content_type="image/png")
-    assert answers.disagreement(expected[:1], answers.probabilities(single.data, single.headers)) is None
-    for build in (bench_peers.v2_bodies.json_fp32, bench_peers.v2_bodies.binary_fp32):
-        body, content_type, headers, _ = build(pixels)
-        answer = client.post(bench_peers.V2_INFER, data=body, content_type=content_type, headers=headers)
-        assert answer.status_code == 200, answer.data
-        assert answers.disagreement(expected, answers.probabilities(answer.data, answer.headers)) is None
 
 
 def test_a_binary_answer_is_read_at_its_own_offset_whatever_the_header_case():
