@@ -190,14 +190,13 @@ def start_servers(stack: ExitStack, args, work: Path) -> tuple[dict[str, Server]
     chosen = [peer for peer in PEERS if peer.name in args.peers.split(",")]
     deadline = time.monotonic() + args.setup_limit
     pythons = ensure_environments(sorted({peer.environment for peer in chosen} - {None}), limit_s=args.setup_limit)
-    pythons[None] = Path(sys.executable)  # a peer without an environment of its own runs in the project's
-    ready = [name for name, python in pythons.items() if name and not isinstance(python, PeerUnavailable)]
+    ready = [name for name, python in pythons.items() if not isinstance(python, PeerUnavailable)]
     print(f"peer environments ready: {', '.join(ready) or 'none'} ({args.setup_limit - left(deadline):.0f} s)",
           flush=True)  # fmt: skip
     model = (args.model_dir / "model.onnx").resolve()
     for peer in chosen:
         try:
-            python = pythons[peer.environment]
+            python = pythons[peer.environment] if peer.environment else Path(sys.executable)  # else: the project's
             if isinstance(python, PeerUnavailable):
                 raise python
             if left(deadline) <= 0:

@@ -1,6 +1,7 @@
 """A bare Flask app serving model.onnx as every peer does (bench/peers/onnx_model.py): a raw PNG body at /predict, V2
-JSON and the binary extension at the V2 infer path, orjson both ways, behind Granian through serving/rsgi.py with 2
-workers, as ours runs. No checks, limits, metrics, versions or preprocessing: what Flask itself leaves to gain.
+JSON and the binary extension at the V2 infer path, orjson both ways, behind Granian set up as ours is
+(serving/server.py build_server, through serving/rsgi.py) with 2 workers. No checks, limits, metrics, versions or
+preprocessing: what Flask itself leaves to gain.
 
     .venv/bin/python -m bench.peers.flask_peer --model artifacts/model.onnx --port 8001
 
@@ -14,15 +15,14 @@ import os
 import numpy as np
 import orjson
 from flask import Flask, Response, request
-from granian import Granian
-from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
 
 from bench.peers import onnx_model
+from bench.peers.answers import BINARY_HEADER
 from bench.peers.onnx_model import MODEL_NAME, V2_INFER, OnnxModel, arguments
 from serving.rsgi import BufferedWSGI
+from serving.server import build_server
 
 MODEL_VARIABLE = "FLASK_PEER_MODEL"  # how the workers learn the model's path
-BINARY_HEADER = "Inference-Header-Content-Length"
 
 
 def create_app(model_path: str) -> Flask:
@@ -42,9 +42,9 @@ def create_app(model_path: str) -> Flask:
         body, split = request.get_data(cache=False), request.headers.get(BINARY_HEADER)
         if split is None:
             return _json(onnx_model.v2_answer(model.predict(onnx_model.v2_pixels(orjson.loads(body)))))
-        header = orjson.loads(body[: int(split)])
-        tensor = header["inputs"][0]
-        pixels = np.frombuffer(body, dtype="<f4", offset=int(split)).reshape(tensor["shape"])
+        split = int(split)
+        tensor = orjson.loads(body[:split])["inputs"][0]
+        pixels = np.frombuffer(body, dtype="<f4", offset=split).reshape(tensor["shape"])
         probabilities = model.predict(pixels)
         raw = probabilities.astype("<f4").tobytes()
         output = {"name": "probabilities", "datatype": "FP32", "shape": list(probabilities.shape),
@@ -67,9 +67,8 @@ def create_rsgi_app() -> BufferedWSGI:
 def main() -> None:
     args = arguments(__doc__.splitlines()[0])
     os.environ[MODEL_VARIABLE] = args.model
-    Granian(target="bench.peers.flask_peer:create_rsgi_app", factory=True, address="127.0.0.1", port=args.port,
-            interface=Interfaces.RSGI, loop=Loops.uvloop, http=HTTPModes.http1, websockets=False,
-            workers=args.workers, runtime_mode=RuntimeModes.st).serve()  # fmt: skip
+    build_server(target="bench.peers.flask_peer:create_rsgi_app", address="127.0.0.1", port=args.port,
+                 workers=args.workers).serve()  # fmt: skip
 
 
 if __name__ == "__main__":
