@@ -9,8 +9,8 @@ route that only decodes the PNG with Pillow, runs onnxruntime and answers with o
 metrics or preprocessing), interleaved; then our requests under cProfile, sorted by own time.
 
 With --against, the same /predict of this working tree and of a git revision (checked out in a temporary
-worktree), each in a process of its own, alternated `--rounds` times on the same model: the medians and how
-much cheaper this tree is.
+worktree), and the floor, each in a process of its own, alternated `--rounds` times on the same model: the
+medians and how much cheaper this tree and the floor are than the revision.
 """
 
 from __future__ import annotations
@@ -135,12 +135,13 @@ def against(revision: str, model_dir: str, requests: int, rounds: int) -> None:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(other), revision],
                        check=True)  # fmt: skip
         try:
-            best: dict[str, list[float]] = {"this tree": [], revision: []}
+            runs = {"this tree": (ROOT, "--time-only"), revision: (other, "--time-only"),
+                    "floor": (ROOT, "--time-floor")}  # fmt: skip
+            best: dict[str, list[float]] = {name: [] for name in runs}
             for _ in range(rounds):
-                for name, tree in (("this tree", ROOT), (revision, other)):
+                for name, (tree, mode) in runs.items():
                     timed = subprocess.run(
-                        [sys.executable, __file__, "--model-dir", model_dir, "--requests", str(requests),
-                         "--time-only"],
+                        [sys.executable, __file__, "--model-dir", model_dir, "--requests", str(requests), mode],
                         env={**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{ROOT}"},  # its serving, our harness
                         cwd=tree, check=True, capture_output=True, text=True,
                     ).stdout  # fmt: skip
@@ -148,10 +149,12 @@ def against(revision: str, model_dir: str, requests: int, rounds: int) -> None:
                     print(f"{name}: {float(timed):.1f} us per request (best of 5 rounds of {requests})")
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(other)], check=True)
-    ours, theirs = statistics.median(best["this tree"]), statistics.median(best[revision])
-    print(f"medians of {rounds}: this tree {ours:.1f} us, {revision} {theirs:.1f} us: this tree is "
-          f"{(1 - ours / theirs) * 100:.1f}% cheaper per request; load average {os.getloadavg()[0]:.1f} on "
-          f"{os.cpu_count()} CPUs")  # fmt: skip
+    medians = {name: statistics.median(timed) for name, timed in best.items()}
+    theirs = medians[revision]
+    print(f"medians of {rounds}: this tree {medians['this tree']:.1f} us, {revision} {theirs:.1f} us, the floor "
+          f"{medians['floor']:.1f} us: this tree is {(1 - medians['this tree'] / theirs) * 100:.1f}% cheaper per "
+          f"request than {revision}, the floor {(1 - medians['floor'] / theirs) * 100:.1f}%; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
 
 
 def main() -> None:
@@ -162,12 +165,16 @@ def main() -> None:
     parser.add_argument("--against", metavar="REVISION", help="compare with this git revision, side by side")
     parser.add_argument("--rounds", type=int, default=5, help="with --against: processes per tree, alternated")
     parser.add_argument("--time-only", action="store_true", help=argparse.SUPPRESS)  # one tree's figure, for --against
+    parser.add_argument("--time-floor", action="store_true", help=argparse.SUPPRESS)  # the floor's, for --against
     args = parser.parse_args()
     if args.against:
         against(args.against, args.model_dir, args.requests, args.rounds)
         return
     if args.time_only:
         print(min(time_requests(app_in_this_process(args.model_dir), png_request(), args.requests)))
+        return
+    if args.time_floor:
+        print(min(time_requests(floor_app(args.model_dir), png_request(), args.requests)))
         return
 
     from serving import tokens
