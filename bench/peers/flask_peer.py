@@ -18,7 +18,7 @@ from flask import Flask, Response, request
 
 from bench.peers import onnx_model
 from bench.peers.answers import BINARY_HEADER
-from bench.peers.onnx_model import MODEL_NAME, V2_INFER, OnnxModel, arguments
+from bench.peers.onnx_model import V2_INFER, OnnxModel, arguments
 from serving.rsgi import BufferedWSGI
 from serving.server import build_server
 
@@ -45,11 +45,8 @@ def create_app(model_path: str) -> Flask:
         split = int(split)
         tensor = orjson.loads(body[:split])["inputs"][0]
         pixels = np.frombuffer(body, dtype="<f4", offset=split).reshape(tensor["shape"])
-        probabilities = model.predict(pixels)
-        raw = probabilities.astype("<f4").tobytes()
-        output = {"name": "probabilities", "datatype": "FP32", "shape": list(probabilities.shape),
-                  "parameters": {"binary_data_size": len(raw)}}  # fmt: skip
-        text = orjson.dumps({"model_name": MODEL_NAME, "outputs": [output]})
+        head, raw = onnx_model.v2_binary_answer(model.predict(pixels))
+        text = orjson.dumps(head)
         return Response(text + raw, content_type="application/octet-stream", headers={BINARY_HEADER: str(len(text))})
 
     return app

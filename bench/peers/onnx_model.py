@@ -62,9 +62,20 @@ def v2_pixels(request: dict) -> np.ndarray:
 
 def v2_answer(probabilities: np.ndarray) -> dict:
     """(N, 10) probabilities -> a V2 JSON response with one FP32 output."""
-    output = {"name": "probabilities", "datatype": "FP32", "shape": list(probabilities.shape),
-              "data": probabilities.ravel().tolist()}  # fmt: skip
+    output = {**_v2_output(probabilities), "data": probabilities.ravel().tolist()}
     return {"model_name": MODEL_NAME, "outputs": [output]}
+
+
+def v2_binary_answer(probabilities: np.ndarray) -> tuple[dict, bytes]:
+    """(N, 10) probabilities -> a V2 response with the binary extension: its JSON part, and the raw little-endian
+    FP32 data that follows it."""
+    raw = probabilities.astype("<f4").tobytes()
+    output = {**_v2_output(probabilities), "parameters": {"binary_data_size": len(raw)}}
+    return {"model_name": MODEL_NAME, "outputs": [output]}, raw
+
+
+def _v2_output(probabilities: np.ndarray) -> dict:
+    return {"name": "probabilities", "datatype": "FP32", "shape": list(probabilities.shape)}
 
 
 def png_answer(probabilities: np.ndarray) -> dict:
