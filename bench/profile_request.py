@@ -135,13 +135,13 @@ def against(revision: str, model_dir: str, requests: int, rounds: int) -> None:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(other), revision],
                        check=True)  # fmt: skip
         try:
-            runs = {"this tree": (ROOT, "--time-only"), revision: (other, "--time-only"),
-                    "floor": (ROOT, "--time-floor")}  # fmt: skip
+            runs = {"this tree": (ROOT, "ours"), revision: (other, "ours"), "floor": (ROOT, "floor")}  # tree, --time
             best: dict[str, list[float]] = {name: [] for name in runs}
             for _ in range(rounds):
-                for name, (tree, mode) in runs.items():
+                for name, (tree, app) in runs.items():
                     timed = subprocess.run(
-                        [sys.executable, __file__, "--model-dir", model_dir, "--requests", str(requests), mode],
+                        [sys.executable, __file__, "--model-dir", model_dir, "--requests", str(requests),
+                         "--time", app],
                         env={**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{ROOT}"},  # its serving, our harness
                         cwd=tree, check=True, capture_output=True, text=True,
                     ).stdout  # fmt: skip
@@ -164,17 +164,14 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--against", metavar="REVISION", help="compare with this git revision, side by side")
     parser.add_argument("--rounds", type=int, default=5, help="with --against: processes per tree, alternated")
-    parser.add_argument("--time-only", action="store_true", help=argparse.SUPPRESS)  # one tree's figure, for --against
-    parser.add_argument("--time-floor", action="store_true", help=argparse.SUPPRESS)  # the floor's, for --against
+    parser.add_argument("--time", choices=("ours", "floor"), help=argparse.SUPPRESS)  # one figure, for --against
     args = parser.parse_args()
     if args.against:
         against(args.against, args.model_dir, args.requests, args.rounds)
         return
-    if args.time_only:
-        print(min(time_requests(app_in_this_process(args.model_dir), png_request(), args.requests)))
-        return
-    if args.time_floor:
-        print(min(time_requests(floor_app(args.model_dir), png_request(), args.requests)))
+    if args.time:
+        timed_app = app_in_this_process(args.model_dir) if args.time == "ours" else floor_app(args.model_dir)
+        print(min(time_requests(timed_app, png_request(), args.requests)))
         return
 
     from serving import tokens
